@@ -1,0 +1,158 @@
+//! One error type with stable numeric codes, in Cloudflare's numbering.
+
+use std::fmt;
+
+/// A stable error code. The numbers are Cloudflare Images' (`9xxx`), which Workers code already
+/// matches on; the HTTP status for each is fixed here and nowhere else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// 9401: missing or invalid arguments (bad option, bad JSON, malformed multipart).
+    InvalidArguments,
+    /// 9402: the input is too large (bytes), or the connection was interrupted.
+    TooLarge,
+    /// 9412: the input is not an image (or is corrupt beyond decoding).
+    NotAnImage,
+    /// 9413: the image has too many pixels or too long a side.
+    TooManyPixels,
+    /// 9520: the format is recognised but not supported (for this operation).
+    UnsupportedFormat,
+    /// 9522: a processing limit was exceeded (layers, frames, output size, overload).
+    ProcessingLimit,
+    /// 9523: internal error.
+    Internal,
+    /// 9525: a transformer was consumed twice (client side only).
+    TransformerConsumed,
+    /// 9529: the image timed out while processing.
+    Timeout,
+}
+
+impl ErrorCode {
+    /// Every code, for tables and tests.
+    pub const ALL: [ErrorCode; 9] = [
+        ErrorCode::InvalidArguments,
+        ErrorCode::TooLarge,
+        ErrorCode::NotAnImage,
+        ErrorCode::TooManyPixels,
+        ErrorCode::UnsupportedFormat,
+        ErrorCode::ProcessingLimit,
+        ErrorCode::Internal,
+        ErrorCode::TransformerConsumed,
+        ErrorCode::Timeout,
+    ];
+
+    /// The numeric code sent in `cf-images-binding: err=<code>`.
+    pub const fn as_u16(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArguments => 9401,
+            ErrorCode::TooLarge => 9402,
+            ErrorCode::NotAnImage => 9412,
+            ErrorCode::TooManyPixels => 9413,
+            ErrorCode::UnsupportedFormat => 9520,
+            ErrorCode::ProcessingLimit => 9522,
+            ErrorCode::Internal => 9523,
+            ErrorCode::TransformerConsumed => 9525,
+            ErrorCode::Timeout => 9529,
+        }
+    }
+
+    /// The code for a number, if it is one of ours.
+    pub fn from_u16(code: u16) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_u16() == code)
+    }
+
+    /// The HTTP status the backend answers with.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidArguments => 400,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::NotAnImage => 415,
+            ErrorCode::TooManyPixels => 413,
+            ErrorCode::UnsupportedFormat => 415,
+            ErrorCode::ProcessingLimit => 503,
+            ErrorCode::Internal => 500,
+            ErrorCode::TransformerConsumed => 400,
+            ErrorCode::Timeout => 504,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.as_u16())
+    }
+}
+
+/// An error with a stable code and a message for the caller. The message text is not a stable
+/// interface; the code is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    code: ErrorCode,
+    message: String,
+}
+
+impl Error {
+    /// An error with this code and message.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// 9401 with a message.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::InvalidArguments, message)
+    }
+
+    /// The stable code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The human-readable message (not stable).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The response body text: `ERROR <code>: <message>`.
+    pub fn body_text(&self) -> String {
+        format!("ERROR {}: {}", self.code.as_u16(), self.message)
+    }
+
+    /// The value of the `cf-images-binding` header: `err=<code>`.
+    pub fn header_value(&self) -> String {
+        format!("err={}", self.code.as_u16())
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.body_text())
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_u16(code.as_u16()), Some(code));
+            assert!((400..600).contains(&code.http_status()));
+        }
+        let mut numbers: Vec<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
+        numbers.dedup();
+        assert_eq!(numbers.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn body_and_header_match_cloudflare_shape() {
+        let e = Error::new(ErrorCode::NotAnImage, "Input is not an image");
+        assert_eq!(e.body_text(), "ERROR 9412: Input is not an image");
+        assert_eq!(e.header_value(), "err=9412");
+    }
+}
