@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what this machine lacks to build and test imgbind: cmake + nasm (the JPEG/WebP codec
+# crates build vendored C), the wasm32 Rust target, wasm-bindgen-cli at the exact version in
+# Cargo.lock, and the npm devDependencies (wrangler, miniflare, workerd, binaryen, Node 22).
+# Idempotent: each step is skipped when its result is already there, so a warm run takes a second.
+# Reaches only Debian's, crates.io's and npm's registries. Run as root (apt-get) on Debian 12.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$IMGBIND_ROOT"
+
+# --- Debian packages --------------------------------------------------------------------------
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v nasm >/dev/null 2>&1 || missing+=(nasm)
+if ((${#missing[@]})); then
+  sudo=""
+  [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+  log setup "apt-get install ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- Rust: the wasm target for the SDK --------------------------------------------------------
+if ! rustup target list --installed | grep -qx 'wasm32-unknown-unknown'; then
+  log setup "rustup target add wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+
+# --- wasm-bindgen-cli: must match the wasm-bindgen crate in Cargo.lock exactly -----------------
+wanted_bindgen="$(awk '
+  $0 == "name = \"wasm-bindgen\"" { found = 1; next }
+  found && /^version = / { gsub(/version = |"/, ""); print; exit }
+' Cargo.lock)"
+if [[ -n "$wanted_bindgen" ]]; then
+  have_bindgen="$(wasm-bindgen --version 2>/dev/null | awk '{print $2}' || true)"
+  if [[ "$have_bindgen" != "$wanted_bindgen" ]]; then
+    log setup "cargo install wasm-bindgen-cli --version $wanted_bindgen (have: ${have_bindgen:-none})"
+    # Deliberately without --locked (a project decision): cargo resolves the CLI's dependencies afresh.
+    cargo install wasm-bindgen-cli --version "$wanted_bindgen"
+  fi
+else
+  log setup "Cargo.lock has no wasm-bindgen yet; skipping wasm-bindgen-cli"
+fi
+
+# --- npm devDependencies -----------------------------------------------------------------------
+# `npm ci` wipes node_modules, so run it only when package-lock.json changed since the last one.
+stamp="node_modules/.imgbind-setup-lock.sha256"
+lock_hash="$(sha256sum package-lock.json | cut -d' ' -f1)"
+if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" || ! -x node_modules/.bin/wrangler ]]; then
+  log setup "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+  printf '%s\n' "$lock_hash" >"$stamp"
+fi
+
+log setup "ok"

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# README command 2 (and all that .ci/run does): set up, build, lint, and run every test:
+#   cargo fmt --check; clippy -D warnings (native workspace, and the SDK on wasm32);
+#   cargo test (release profile, so the codecs compile once); scripts/test-sdk.sh;
+#   npm test (the example Worker in Miniflare, Cloudflare's own client in workerd).
+# Setup and build failures stop the run at once; after that every step runs, a summary is
+# printed, and the exit status is non-zero if any step failed.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$IMGBIND_ROOT"
+
+started=$SECONDS
+names=()
+results=()
+
+# step NAME COMMAND...: run one step, record PASS/FAIL and its duration.
+step() {
+  local name="$1"
+  shift
+  local t0=$SECONDS status
+  printf '\n===== %s: %s\n' "$name" "$*" >&2
+  if "$@"; then status=PASS; else status=FAIL; fi
+  names+=("$name")
+  results+=("$status $((SECONDS - t0))s")
+  printf '===== %s: %s (%ss)\n' "$name" "$status" "$((SECONDS - t0))" >&2
+  [[ "$status" == PASS ]]
+}
+
+summary() {
+  local failed=0 i
+  printf '\n===== imgbind test summary (%ss in all)\n' "$((SECONDS - started))" >&2
+  for i in "${!names[@]}"; do
+    printf '  %-8s %-28s %s\n' "${results[$i]%% *}" "${names[$i]}" "${results[$i]#* }" >&2
+    [[ "${results[$i]%% *}" == PASS ]] || failed=$((failed + 1))
+  done
+  if ((failed)); then
+    printf '===== %d step(s) FAILED\n' "$failed" >&2
+    return 1
+  fi
+  printf '===== all steps passed\n' >&2
+}
+
+if [[ ! -d "$IMGBIND_CORPUS" ]]; then
+  log test "corpus not found at $IMGBIND_CORPUS (expected ../shared/corpus beside the clone, or set IMGBIND_CORPUS)"
+  exit 1
+fi
+
+# Without these nothing else can run.
+step setup scripts/setup.sh || { summary; exit 1; }
+step build scripts/build.sh || { summary; exit 1; }
+
+step "cargo fmt" cargo fmt --all --check || true
+step "clippy (native)" cargo clippy --release --workspace --exclude imgbind-sdk --all-targets -- -D warnings || true
+step "clippy (sdk, wasm32)" cargo clippy --release -p imgbind-sdk --target wasm32-unknown-unknown --all-targets -- -D warnings || true
+step "cargo test" cargo test --release --workspace --exclude imgbind-sdk || true
+if [[ -x scripts/test-sdk.sh ]]; then
+  step "sdk tests" scripts/test-sdk.sh || true
+fi
+step "npm test (workerd)" npm test || true
+
+summary
