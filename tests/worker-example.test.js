@@ -3,9 +3,9 @@
 // binding on the imgbind backend's Unix socket. Requests go over real HTTP to Miniflare.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { extname, join } from "node:path";
+import { extname, join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Miniflare } from "miniflare";
 import { post } from "./support/http.js";
@@ -27,14 +27,21 @@ async function bundleWithWrangler(outdir) {
   if (code !== 0) throw new Error(`bundling failed (exit ${code})\n${child.describe()}`);
 }
 
-/** The bundle's modules for Miniflare, named by their path inside `outdir` as wrangler names them. */
-function bundleModules(outdir) {
-  const types = { ".js": "ESModule", ".mjs": "ESModule", ".wasm": "CompiledWasm", ".bin": "Data", ".txt": "Text" };
+/**
+ * The bundle as a Miniflare module manifest: every module in `outdir`, named by its path inside
+ * it (as the bundle's imports name them), the entry `index.js` first.
+ */
+function bundleManifest(outdir) {
+  const types = { ".js": "esm", ".mjs": "esm", ".wasm": "wasm", ".bin": "data", ".txt": "text" };
   const files = readdirSync(outdir, { recursive: true }).filter((file) => types[extname(file)]);
-  // The entry module first.
-  files.sort((a, b) => (a === "index.js" ? -1 : b === "index.js" ? 1 : a.localeCompare(b)));
-  assert.equal(files[0], "index.js", `bundle has index.js: ${files}`);
-  return files.map((file) => ({ type: types[extname(file)], path: join(outdir, file) }));
+  assert.ok(files.includes("index.js"), `bundle has index.js: ${files}`);
+  const modules = {};
+  for (const file of files) {
+    const type = types[extname(file)];
+    const bytes = readFileSync(join(outdir, file));
+    modules[file.split(sep).join("/")] = { type, contents: type === "esm" || type === "text" ? bytes.toString("utf8") : new Uint8Array(bytes) };
+  }
+  return { mainModule: "index.js", modulesRoot: outdir, modules };
 }
 
 describe("example Worker (wrangler bundle in Miniflare) against the imgbind backend", () => {
@@ -47,13 +54,22 @@ describe("example Worker (wrangler bundle in Miniflare) against the imgbind back
     outdir = mkdtempSync(join(tmpdir(), "imgbind-bundle-"));
     const [started] = await Promise.all([startBackend(), bundleWithWrangler(outdir)]);
     backend = started;
+    // Miniflare 5's own config shape (Miniflare 4's flat options go through convertV4MiniflareOptions).
     miniflare = new Miniflare({
-      modules: bundleModules(outdir),
-      modulesRoot: outdir,
-      compatibilityDate: wranglerCompatibilityDate(),
-      // As in wrangler.toml, but the service binding below is what the Worker uses.
-      bindings: { IMGBIND_URL: "http://127.0.0.1:9" },
-      serviceBindings: { IMAGES_BACKEND: { external: { address: `unix:${backend.socket}`, http: {} } } },
+      workers: [
+        {
+          config: {
+            name: "imgbind-example",
+            compatibilityDate: wranglerCompatibilityDate(),
+            manifest: bundleManifest(outdir),
+            env: {
+              // As in wrangler.toml; the service binding wins, so this address is never used.
+              IMGBIND_URL: { type: "text", value: "http://127.0.0.1:9" },
+              IMAGES_BACKEND: { type: "external", address: `unix:${backend.socket}`, http: {} },
+            },
+          },
+        },
+      ],
     });
     origin = (await miniflare.ready).origin;
   });
