@@ -1,0 +1,330 @@
+//! The request body: multipart framing exactly as workerd's `StreamableFormData` writes it, and the
+//! `transforms` JSON.
+//!
+//! Framing (no per-part content-type, no preamble):
+//!
+//! ```text
+//! --B\r\n
+//! content-disposition: form-data; name="image"; filename="image"\r\n\r\n
+//! <bytes>\r\n
+//! --B\r\n
+//! content-disposition: form-data; name="output_format"\r\n\r\n
+//! image/png\r\n
+//! --B--\r\n
+//! ```
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::builder::Op;
+
+/// What workerd's boundary starts with; 24 random decimal digits follow.
+pub const BOUNDARY_PREFIX: &str = "--------------------------";
+
+/// Number of random digits after [`BOUNDARY_PREFIX`].
+pub const BOUNDARY_DIGITS: usize = 24;
+
+const CRLF: &str = "\r\n";
+
+/// A boundary like workerd's: [`BOUNDARY_PREFIX`] then 24 digits drawn from `random_digit`
+/// (each taken modulo 10; workerd uses `Math.floor(Math.random() * 10)`).
+pub fn boundary(mut random_digit: impl FnMut() -> u8) -> String {
+    let mut b = String::with_capacity(BOUNDARY_PREFIX.len() + BOUNDARY_DIGITS);
+    b.push_str(BOUNDARY_PREFIX);
+    for _ in 0..BOUNDARY_DIGITS {
+        b.push(char::from(b'0' + random_digit() % 10));
+    }
+    b
+}
+
+/// The request's `content-type` for this boundary.
+pub fn content_type(boundary: &str) -> String {
+    format!("multipart/form-data; boundary={boundary}")
+}
+
+/// Whether a part is a file (gets `; filename="<name>"`) or a plain field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// A file part: `image`, `draw_image`.
+    File,
+    /// A string field: everything else.
+    Field,
+}
+
+/// A part's content: text known now, or a body streamed later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartBody<B> {
+    /// A string field's value.
+    Text(String),
+    /// An input, streamed when the request body is read.
+    Stream(B),
+}
+
+/// One form part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part<B> {
+    /// The field name (`image`, `transforms`, …).
+    pub name: &'static str,
+    /// File or field.
+    pub kind: PartKind,
+    /// The content.
+    pub body: PartBody<B>,
+}
+
+impl<B> Part<B> {
+    /// A string field.
+    pub fn text(name: &'static str, value: impl Into<String>) -> Self {
+        Part {
+            name,
+            kind: PartKind::Field,
+            body: PartBody::Text(value.into()),
+        }
+    }
+
+    /// A file part whose bytes are streamed.
+    pub fn file(name: &'static str, body: B) -> Self {
+        Part {
+            name,
+            kind: PartKind::File,
+            body: PartBody::Stream(body),
+        }
+    }
+}
+
+/// A piece of the request body in order: framing (and string fields) as bytes, or an input to
+/// stream through unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment<B> {
+    /// Bytes to send as they are.
+    Bytes(Vec<u8>),
+    /// An input body to pass through.
+    Stream(B),
+}
+
+/// The whole body as segments, adjacent bytes merged. Concatenating them gives exactly what
+/// workerd's `StreamableFormData.stream()` produces for the same parts and boundary.
+pub fn frame<B>(boundary: &str, parts: Vec<Part<B>>) -> Vec<Segment<B>> {
+    let mut out = Vec::new();
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(format!("--{boundary}{CRLF}").as_bytes());
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            bytes.extend_from_slice(format!("--{boundary}{CRLF}").as_bytes());
+        }
+        let filename = match part.kind {
+            PartKind::File => format!("; filename=\"{}\"", part.name),
+            PartKind::Field => String::new(),
+        };
+        bytes.extend_from_slice(
+            format!(
+                "content-disposition: form-data; name=\"{}\"{filename}{CRLF}{CRLF}",
+                part.name
+            )
+            .as_bytes(),
+        );
+        match part.body {
+            PartBody::Text(text) => bytes.extend_from_slice(text.as_bytes()),
+            PartBody::Stream(body) => {
+                out.push(Segment::Bytes(std::mem::take(&mut bytes)));
+                out.push(Segment::Stream(body));
+            }
+        }
+        bytes.extend_from_slice(CRLF.as_bytes());
+    }
+    bytes.extend_from_slice(format!("--{boundary}--{CRLF}").as_bytes());
+    out.push(Segment::Bytes(bytes));
+    out
+}
+
+/// The `output()` fields as the strings Cloudflare's client sends (`quality.toString()`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutputFields {
+    /// `output_format`, always sent.
+    pub format: String,
+    /// `output_quality`, if set.
+    pub quality: Option<String>,
+    /// `background`, if set.
+    pub background: Option<String>,
+    /// `anim` (`"true"`/`"false"`), if set.
+    pub anim: Option<String>,
+}
+
+impl OutputFields {
+    /// The output parts in Cloudflare's order.
+    pub fn into_parts<B>(self) -> Vec<Part<B>> {
+        use imgbind_wire::protocol::{
+            PART_ANIM, PART_BACKGROUND, PART_OUTPUT_FORMAT, PART_OUTPUT_QUALITY,
+        };
+        let mut parts = vec![Part::text(PART_OUTPUT_FORMAT, self.format)];
+        let optional = [
+            (PART_OUTPUT_QUALITY, self.quality),
+            (PART_BACKGROUND, self.background),
+            (PART_ANIM, self.anim),
+        ];
+        parts.extend(
+            optional
+                .into_iter()
+                .filter_map(|(name, value)| value.map(|v| Part::text(name, v))),
+        );
+        parts
+    }
+}
+
+/// The `transforms` JSON for ops whose options serialise to JSON objects (Rust callers).
+/// Index keys come first, then the options' own keys, like Cloudflare's `{imageIndex, ...t}`.
+pub fn ops_json<O: Serialize>(ops: &[Op<O>]) -> serde_json::Result<String> {
+    serde_json::to_string(&ops.iter().map(OpJson).collect::<Vec<_>>())
+}
+
+struct OpJson<'a, O>(&'a Op<O>);
+
+impl<O: Serialize> Serialize for OpJson<'_, O> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        let options = match self.0 {
+            Op::Transform {
+                image_index,
+                options,
+            } => {
+                map.serialize_entry("imageIndex", image_index)?;
+                options
+            }
+            Op::Draw {
+                draw_image_index,
+                target_image_index,
+                options,
+            } => {
+                map.serialize_entry("drawImageIndex", draw_image_index)?;
+                map.serialize_entry("targetImageIndex", target_image_index)?;
+                options
+            }
+        };
+        // Spread the options' members after the indices.
+        match serde_json::to_value(options).map_err(serde::ser::Error::custom)? {
+            serde_json::Value::Object(members) => {
+                for (k, v) in members {
+                    map.serialize_entry(&k, &v)?;
+                }
+            }
+            serde_json::Value::Null => {}
+            other => {
+                return Err(serde::ser::Error::custom(format!(
+                    "step options must be an object, not {other}"
+                )))
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn concat(segments: Vec<Segment<Vec<u8>>>) -> Vec<u8> {
+        segments
+            .into_iter()
+            .flat_map(|s| match s {
+                Segment::Bytes(b) | Segment::Stream(b) => b,
+            })
+            .collect()
+    }
+
+    const B: &str = "--------------------------012345678901234567890123";
+
+    #[test]
+    fn boundary_looks_like_workerds() {
+        let mut n = 0u8;
+        let b = boundary(|| {
+            n += 7;
+            n
+        });
+        assert_eq!(b.len(), 50);
+        assert!(b.starts_with(BOUNDARY_PREFIX));
+        assert!(b[BOUNDARY_PREFIX.len()..]
+            .bytes()
+            .all(|c| c.is_ascii_digit()));
+        assert_eq!(
+            content_type(B),
+            "multipart/form-data; boundary=--------------------------012345678901234567890123"
+        );
+    }
+
+    #[test]
+    fn framing_matches_streamable_form_data_byte_for_byte() {
+        // What workerd's StreamableFormData.stream() writes for
+        // append('image', stream, {type:'file'}); append('draw_image', stream2, {type:'file'});
+        // append('transforms', '[]'); append('output_format', 'image/png'); append('anim', 'false').
+        let mut parts = vec![
+            Part::file("image", b"\x89PNG\r\n--x".to_vec()),
+            Part::file("draw_image", b"".to_vec()),
+            Part::text("transforms", "[]"),
+        ];
+        parts.extend(
+            OutputFields {
+                format: "image/png".into(),
+                anim: Some("false".into()),
+                ..OutputFields::default()
+            }
+            .into_parts(),
+        );
+        let segments = frame(B, parts);
+        // Framing is merged around the two streamed inputs: bytes, stream, bytes, stream, bytes.
+        assert_eq!(segments.len(), 5);
+        let expected = concat!(
+            "----------------------------012345678901234567890123\r\n",
+            "content-disposition: form-data; name=\"image\"; filename=\"image\"\r\n",
+            "\r\n",
+            "\u{89}PNG\r\n--x\r\n",
+            "----------------------------012345678901234567890123\r\n",
+            "content-disposition: form-data; name=\"draw_image\"; filename=\"draw_image\"\r\n",
+            "\r\n",
+            "\r\n",
+            "----------------------------012345678901234567890123\r\n",
+            "content-disposition: form-data; name=\"transforms\"\r\n",
+            "\r\n",
+            "[]\r\n",
+            "----------------------------012345678901234567890123\r\n",
+            "content-disposition: form-data; name=\"output_format\"\r\n",
+            "\r\n",
+            "image/png\r\n",
+            "----------------------------012345678901234567890123\r\n",
+            "content-disposition: form-data; name=\"anim\"\r\n",
+            "\r\n",
+            "false\r\n",
+            "----------------------------012345678901234567890123--\r\n",
+        );
+        // The test body has a raw 0x89 byte, not the UTF-8 encoding of U+0089.
+        let expected: Vec<u8> = expected
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap())
+            .collect();
+        assert_eq!(concat(segments), expected);
+    }
+
+    #[test]
+    fn no_parts_is_boundary_then_footer() {
+        // StreamableFormData with no entries: the opening boundary, then the footer.
+        let body = concat(frame::<Vec<u8>>(B, vec![]));
+        assert_eq!(
+            body,
+            format!("--{B}\r\n--{B}--\r\n").into_bytes(),
+            "no entries"
+        );
+    }
+
+    #[test]
+    fn output_parts_in_cloudflare_order() {
+        let parts = OutputFields {
+            format: "image/webp".into(),
+            quality: Some("80".into()),
+            background: Some("#fff".into()),
+            anim: Some("true".into()),
+        }
+        .into_parts::<()>();
+        let names: Vec<_> = parts.iter().map(|p| p.name).collect();
+        assert_eq!(
+            names,
+            ["output_format", "output_quality", "background", "anim"]
+        );
+    }
+}
