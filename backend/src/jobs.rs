@@ -1,0 +1,124 @@
+//! Running CPU-bound engine work off the async threads: a bounded number at once on tokio's
+//! blocking pool, a bounded number waiting, and a coded answer for everything else (overload,
+//! panic, deadline).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use imgbind_engine::{Encoded, Job, Limits};
+use imgbind_wire::{Error, ErrorCode, InfoResponse};
+use tokio::sync::Semaphore;
+
+/// The pixel work the server calls. [`PixelEngine`] is the real one; tests substitute their own to
+/// exercise panics, slowness and overload.
+pub trait Engine: Send + Sync + 'static {
+    /// Runs a transform job (see `imgbind_engine::run`).
+    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error>;
+    /// Describes an image (see `imgbind_engine::info`).
+    fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error>;
+}
+
+/// `imgbind-engine`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PixelEngine;
+
+impl Engine for PixelEngine {
+    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
+        imgbind_engine::run(job, limits)
+    }
+
+    fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
+        imgbind_engine::info(bytes, limits)
+    }
+}
+
+/// Admission control for engine work.
+#[derive(Debug)]
+pub(crate) struct JobGate {
+    /// One permit per job admitted (running or waiting): `jobs + queue`.
+    admitted: Arc<Semaphore>,
+    /// One permit per job running: `jobs`.
+    running: Arc<Semaphore>,
+    /// Longest a job may take before its request is answered 9529.
+    deadline: Duration,
+}
+
+/// Extra time past the engine's own deadline before the server stops waiting for a job; the
+/// engine is expected to answer 9529 itself first.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
+impl JobGate {
+    /// A gate running `jobs` at once with `queue` more waiting.
+    pub(crate) fn new(jobs: usize, queue: usize, deadline: Duration) -> Self {
+        let jobs = jobs.max(1);
+        JobGate {
+            admitted: Arc::new(Semaphore::new(jobs + queue)),
+            running: Arc::new(Semaphore::new(jobs)),
+            deadline,
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free. Answers 9522 at once when the queue is
+    /// full, 9523 when `work` panics, 9529 when it outlives the deadline.
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, Error> + Send + 'static,
+    {
+        let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
+            return Err(Error::new(
+                ErrorCode::ProcessingLimit,
+                "the server is busy; try again later",
+            ));
+        };
+        let running = Arc::clone(&self.running)
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::new(ErrorCode::Internal, "the job gate is closed"))?;
+        // The permits move into the blocking task: a job that outlives its request (deadline)
+        // still holds its slot until it really ends, so the CPU is never oversubscribed.
+        let task = tokio::task::spawn_blocking(move || {
+            let result = work();
+            drop((running, admitted));
+            result
+        });
+        match tokio::time::timeout(self.deadline + DEADLINE_GRACE, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) if join_error.is_panic() => {
+                tracing::error!(panic = %panic_message(join_error), "engine job panicked");
+                Err(Error::new(
+                    ErrorCode::Internal,
+                    "internal error while processing the image",
+                ))
+            }
+            Ok(Err(join_error)) => Err(Error::new(
+                ErrorCode::Internal,
+                format!("the image job was cancelled: {join_error}"),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the image timed out while processing (over {} ms)",
+                    self.deadline.as_millis()
+                ),
+            )),
+        }
+    }
+}
+
+/// The text of a panic, when it was a string.
+pub(crate) fn panic_message(join_error: tokio::task::JoinError) -> String {
+    let payload = join_error.into_panic();
+    payload_text(payload.as_ref())
+}
+
+/// The text of a panic payload, when it was a string.
+pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}

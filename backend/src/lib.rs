@@ -1,0 +1,28 @@
+//! The imgbind server: hyper on a Unix socket and/or TCP, answering the Images-binding wire
+//! protocol (`POST /transform`, `POST /info`, `GET /healthz`) with `imgbind-engine`.
+//!
+//! The binary (`imgbind serve`) is a thin shell over [`Server`]; tests start it in-process:
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! let config = imgbind_backend::Config {
+//!     listen: Some("127.0.0.1:0".parse().unwrap()),
+//!     ..Default::default()
+//! };
+//! let server = imgbind_backend::Server::bind(&config).await?;
+//! let addr = server.tcp_addr();
+//! server.run_until(imgbind_backend::shutdown_signal()).await
+//! # }
+//! ```
+
+mod config;
+mod drain;
+mod handler;
+mod jobs;
+mod receive;
+mod respond;
+mod server;
+
+pub use config::{Cli, Command, Config, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};
+pub use jobs::{Engine, PixelEngine};
+pub use server::{shutdown_signal, Server};

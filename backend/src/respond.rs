@@ -1,0 +1,145 @@
+//! Building responses: the success shapes and the one mapping of [`Error`] to HTTP.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+use imgbind_engine::Encoded;
+use imgbind_wire::protocol::{HEADER_ERROR, HEADER_HEIGHT, HEADER_WIDTH};
+use imgbind_wire::{Error, InfoResponse, OutputFormat};
+
+/// Every response body is one in-memory block with an exact `Content-Length`.
+pub(crate) type Body = Full<Bytes>;
+
+const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+
+/// 200 with the encoded image; raw `rgb`/`rgba` also carry their pixel size in headers.
+pub(crate) fn image(encoded: Encoded) -> Response<Body> {
+    let mut response = with_length(StatusCode::OK, encoded.format.content_type(), encoded.bytes);
+    if matches!(encoded.format, OutputFormat::Rgb | OutputFormat::Rgba) {
+        let headers = response.headers_mut();
+        headers.insert(HEADER_WIDTH, HeaderValue::from(encoded.width));
+        headers.insert(HEADER_HEIGHT, HeaderValue::from(encoded.height));
+    }
+    response
+}
+
+/// 200 with the `/info` JSON.
+pub(crate) fn info(info: &InfoResponse) -> Response<Body> {
+    let json = serde_json::to_vec(info).expect("InfoResponse always serialises");
+    with_length(StatusCode::OK, "application/json", json)
+}
+
+/// 200 `ok` for `/healthz`.
+pub(crate) fn healthy() -> Response<Body> {
+    with_length(StatusCode::OK, TEXT_PLAIN, b"ok\n".to_vec())
+}
+
+/// The error answer: status `code.http_status()`, `cf-images-binding: err=<code>`, body
+/// `ERROR <code>: <message>` — the shape workerd's client turns into `ImagesError(code, …)`.
+pub(crate) fn error(error: &Error) -> Response<Body> {
+    let status = StatusCode::from_u16(error.code().http_status())
+        .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    coded(status, error)
+}
+
+/// A request for a path we do not serve: 404, with the coded body of a 9401 so clients that only
+/// read the `cf-images-binding` header still get a code. The one status that is not the code's own.
+pub(crate) fn no_route(method: &hyper::Method, path: &str) -> Response<Body> {
+    let error = Error::invalid(format!("no route for {method} {path}"));
+    coded(StatusCode::NOT_FOUND, &error)
+}
+
+/// A known path with the wrong method: 405 with `Allow`, coded like [`no_route`].
+pub(crate) fn wrong_method(
+    method: &hyper::Method,
+    path: &str,
+    allow: &'static str,
+) -> Response<Body> {
+    let error = Error::invalid(format!("{path} takes {allow}, not {method}"));
+    let mut response = coded(StatusCode::METHOD_NOT_ALLOWED, &error);
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
+/// Marks a response as the last on its connection: used when the request body could not be read
+/// to its end, so hyper must not wait for (or reuse) the rest of it.
+pub(crate) fn close_connection(mut response: Response<Body>) -> Response<Body> {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+fn coded(status: StatusCode, error: &Error) -> Response<Body> {
+    let mut response = with_length(status, TEXT_PLAIN, error.body_text().into_bytes());
+    let value =
+        HeaderValue::from_str(&error.header_value()).expect("err=<digits> is a valid header value");
+    response.headers_mut().insert(HEADER_ERROR, value);
+    response
+}
+
+fn with_length(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
+    let length = body.len();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+    use imgbind_wire::ErrorCode;
+
+    async fn body_text(response: Response<Body>) -> String {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_code_maps_to_its_status_header_and_body() {
+        for code in ErrorCode::ALL {
+            let response = error(&Error::new(code, "why"));
+            assert_eq!(response.status().as_u16(), code.http_status());
+            assert_eq!(
+                response.headers()[HEADER_ERROR],
+                format!("err={}", code.as_u16()).as_str()
+            );
+            assert_eq!(response.headers()[CONTENT_TYPE], TEXT_PLAIN);
+            let expected = format!("ERROR {}: why", code.as_u16());
+            assert_eq!(
+                response.headers()[CONTENT_LENGTH],
+                expected.len().to_string().as_str()
+            );
+            assert_eq!(body_text(response).await, expected);
+        }
+    }
+
+    #[tokio::test]
+    async fn raw_outputs_carry_their_size() {
+        let response = image(Encoded {
+            bytes: vec![0; 2 * 3 * 4],
+            format: OutputFormat::Rgba,
+            width: 2,
+            height: 3,
+        });
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/octet-stream");
+        assert_eq!(response.headers()[HEADER_WIDTH], "2");
+        assert_eq!(response.headers()[HEADER_HEIGHT], "3");
+        assert_eq!(response.headers()[CONTENT_LENGTH], "24");
+        let response = image(Encoded {
+            bytes: vec![1, 2, 3],
+            format: OutputFormat::Png,
+            width: 2,
+            height: 3,
+        });
+        assert_eq!(response.headers()[CONTENT_TYPE], "image/png");
+        assert!(response.headers().get(HEADER_WIDTH).is_none());
+    }
+}
