@@ -23,6 +23,6 @@ pub mod serialize;
 pub mod stream;
 
 #[cfg(target_arch = "wasm32")]
-mod js_io;
-#[cfg(target_arch = "wasm32")]
 pub mod js_api;
+#[cfg(target_arch = "wasm32")]
+mod js_io;

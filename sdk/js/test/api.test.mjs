@@ -1,0 +1,153 @@
+// Node tests of the ESM API shape (sdk/js/api.js over the built wasm): `this` chaining, draw of a
+// transformer vs a stream, the exact request, errors, hosted. Run: node --test sdk/js/test/
+// (after scripts/build-sdk.sh). Node cannot import a .wasm as a Module, so the wasm is initialised
+// here the way sdk/js/index.js does it in workerd.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { initSync } from '../../dist/imgbind_sdk.js';
+
+initSync({ module: new WebAssembly.Module(readFileSync(new URL('../../dist/imgbind_sdk_bg.wasm', import.meta.url))) });
+const { createImages } = await import('../api.js');
+
+const bytes = (s) => new TextEncoder().encode(s);
+const streamOf = (...chunks) =>
+  new ReadableStream({
+    start(c) {
+      for (const chunk of chunks) c.enqueue(typeof chunk === 'string' ? bytes(chunk) : chunk);
+      c.close();
+    },
+  });
+
+// A Fetcher that records each request and answers with `reply(bodyText)`.
+function mockFetcher(reply = () => new Response('ok', { headers: { 'content-type': 'image/png' } })) {
+  const calls = [];
+  return {
+    calls,
+    async fetch(url, init) {
+      const body = await new Response(init.body).text();
+      calls.push({ url, init, body });
+      return reply(body);
+    },
+  };
+}
+
+function parseMultipart(body, contentType) {
+  const boundary = contentType.match(/boundary=(.*)$/)[1];
+  assert.match(boundary, /^-{26}\d{24}$/);
+  assert.ok(body.startsWith(`--${boundary}\r\n`));
+  assert.ok(body.endsWith(`\r\n--${boundary}--\r\n`));
+  const inner = body.slice(`--${boundary}\r\n`.length, -`\r\n--${boundary}--\r\n`.length);
+  return inner.split(`\r\n--${boundary}\r\n`).map((part) => {
+    const [head, ...rest] = part.split('\r\n\r\n');
+    return { head, value: rest.join('\r\n\r\n') };
+  });
+}
+
+test('transform and draw return this; nested draws serialise depth first', async () => {
+  const f = mockFetcher();
+  const images = createImages(f);
+  const t = images.input(streamOf('png')).transform({ rotate: 90 });
+  assert.equal(t.transform({ width: 5, fit: 'cover' }), t);
+  const child = images.input(streamOf('png2')).draw(streamOf('png3')).transform({ rotate: 270 });
+  assert.equal(t.draw(images.input(streamOf('png1')).transform({ rotate: 180 })), t);
+  t.draw(child, { top: 1, opacity: 0.5 }).draw(streamOf('png4'));
+  const result = await t.output({ format: 'image/webp', quality: 80, background: '#fff', anim: false });
+  assert.equal(f.calls.length, 1);
+  const { url, init, body } = f.calls[0];
+  assert.equal(url, 'https://js.images.cloudflare.com/transform');
+  assert.equal(init.method, 'POST');
+  assert.equal(init.headers['expect'], undefined);
+  const parts = parseMultipart(body, init.headers['content-type']);
+  assert.deepEqual(
+    parts.map((p) => p.head),
+    [
+      'content-disposition: form-data; name="image"; filename="image"',
+      ...Array(4).fill('content-disposition: form-data; name="draw_image"; filename="draw_image"'),
+      'content-disposition: form-data; name="transforms"',
+      'content-disposition: form-data; name="output_format"',
+      'content-disposition: form-data; name="output_quality"',
+      'content-disposition: form-data; name="background"',
+      'content-disposition: form-data; name="anim"',
+    ],
+  );
+  assert.deepEqual(parts.slice(0, 5).map((p) => p.value), ['png', 'png1', 'png2', 'png3', 'png4']);
+  assert.equal(
+    parts[5].value,
+    '[{"imageIndex":0,"rotate":90},{"imageIndex":0,"width":5,"fit":"cover"},{"imageIndex":1,"rotate":180},' +
+      '{"drawImageIndex":1,"targetImageIndex":0},{"drawImageIndex":3,"targetImageIndex":2},' +
+      '{"imageIndex":2,"rotate":270},{"drawImageIndex":2,"targetImageIndex":0,"top":1,"opacity":0.5},' +
+      '{"drawImageIndex":4,"targetImageIndex":0}]',
+  );
+  assert.deepEqual(parts.slice(6).map((p) => p.value), ['image/webp', '80', '#fff', 'false']);
+  assert.equal(result.contentType(), 'image/png');
+  assert.equal(await new Response(result.image()).text(), 'ok');
+});
+
+test('consumed twice is 9525, from draw (sync) and output (rejection)', async () => {
+  const images = createImages(mockFetcher());
+  const child = images.input(new Uint8Array([1]));
+  images.input(new Uint8Array([2])).draw(child);
+  assert.throws(() => images.input(new Uint8Array([3])).draw(child), (e) => {
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, 9525);
+    assert.equal(
+      e.message,
+      'IMAGES_TRANSFORM_ERROR 9525: ImageTransformer consumed; you may only call .output() or draw a transformer once',
+    );
+    return true;
+  });
+  const t = images.input(new ArrayBuffer(1));
+  await t.output({ format: 'image/png' });
+  await assert.rejects(t.output({ format: 'image/png' }), (e) => e instanceof Error && e.code === 9525);
+});
+
+test('text() sends text_input JSON like Cloudflare', async () => {
+  const f = mockFetcher();
+  const images = createImages(f);
+  await images
+    .text('hi', { font: { url: 'https://f/x.ttf' }, color: 'red' })
+    .draw(images.text('o', { font: { url: 'u' }, size: 12 }), { left: 1 })
+    .output({ format: 'image/png' });
+  const parts = parseMultipart(f.calls[0].body, f.calls[0].init.headers['content-type']);
+  assert.deepEqual(parts.slice(0, 2), [
+    { head: 'content-disposition: form-data; name="text_input"', value: '{"text":"hi","font":{"url":"https://f/x.ttf"},"color":"red"}' },
+    { head: 'content-disposition: form-data; name="draw_text"', value: '{"text":"o","font":{"url":"u"},"size":12}' },
+  ]);
+});
+
+test('errors: coded header, bare 500, info mapping', async () => {
+  const coded = createImages(mockFetcher(() => new Response('ERROR 9412: not an image\n', { status: 415, headers: { 'cf-images-binding': 'err=9412' } })));
+  await assert.rejects(coded.input(new Uint8Array([1])).output({ format: 'image/png' }), (e) => {
+    assert.ok(e instanceof Error);
+    assert.deepEqual([e.code, e.message], [9412, 'IMAGES_TRANSFORM_ERROR 9412: not an image']);
+    return true;
+  });
+  await assert.rejects(coded.info(new Uint8Array([1])), { code: 9412, message: 'IMAGES_INFO_ERROR 9412: not an image' });
+  const bare = createImages(mockFetcher(() => new Response('boom', { status: 500 })));
+  await assert.rejects(bare.input(new Uint8Array([1])).output({ format: 'image/png' }), { code: 9523, message: 'Unexpected error response 500: boom' });
+  const info = createImages(mockFetcher(() => Response.json({ format: 'image/png', file_size: 3, width: 2, height: 1 })));
+  assert.deepEqual(await info.info(new Blob([bytes('x')])), { fileSize: 3, width: 2, height: 1, format: 'image/png' });
+  const svg = createImages(mockFetcher(() => Response.json({ format: 'image/svg+xml' })));
+  assert.deepEqual(await svg.info(streamOf('<svg/>')), { format: 'image/svg+xml' });
+});
+
+test('response() forces content-type and keeps other headers', async () => {
+  const images = createImages(mockFetcher());
+  const r = await images.input(new Uint8Array([1])).output({ format: 'image/png' });
+  const res = r.response({ headers: { 'content-type': 'text/html', 'cache-control': 'max-age=1' } });
+  assert.equal(res.headers.get('content-type'), 'image/png');
+  assert.equal(res.headers.get('cache-control'), 'max-age=1');
+  assert.equal(await res.text(), 'ok');
+});
+
+test('hosted forwards to the service RPC methods or throws 9523', async () => {
+  const f = mockFetcher();
+  f.list = async (o) => ({ images: [], listComplete: true, o });
+  assert.deepEqual(await createImages(f).hosted.list({ limit: 1 }), { images: [], listComplete: true, o: { limit: 1 } });
+  await assert.rejects(createImages('http://127.0.0.1:1').hosted.list(), { code: 9523 });
+});
+
+test('createImages rejects a bad backend with 9401', () => {
+  assert.throws(() => createImages(42), { code: 9401 });
+});
