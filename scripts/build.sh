@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Builds what `run.sh` and the tests use, in the release profile (the codecs compile once for
-# both): the backend binary target/release/imgbind, and the SDK's wasm + JS into sdk/dist/.
+# Builds what `run.sh` and the tests use, in the release profile: the backend binary
+# target/release/imgbind, and the SDK's wasm + JS into sdk/dist/.
+#
+#   scripts/build.sh               the backend binary only (what run.sh needs)
+#   scripts/build.sh --with-tests  also every native test target (what test.sh needs)
+#
+# Why --with-tests: dev-dependencies add features to shared crates (tokio, hyper, image), and cargo
+# builds a crate once per feature set. Building the binary and the tests in one invocation unifies
+# the features, so `cargo test` afterwards reuses everything instead of compiling the codecs again.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$IMGBIND_ROOT"
 
-log build "cargo build --release -p imgbind-backend"
-cargo build --release -p imgbind-backend
+case "${1:-}" in
+  "") cargo_args=(-p imgbind-backend) ;;
+  --with-tests) cargo_args=(--workspace --exclude imgbind-sdk --all-targets) ;;
+  *) log build "usage: scripts/build.sh [--with-tests]"; exit 2 ;;
+esac
+
+log build "cargo build --release ${cargo_args[*]}"
+cargo build --release "${cargo_args[@]}"
 
 if [[ -x scripts/build-sdk.sh ]]; then
   log build "scripts/build-sdk.sh"

@@ -47,7 +47,7 @@ fi
 
 # Without these nothing else can run.
 step setup scripts/setup.sh || { summary; exit 1; }
-step build scripts/build.sh || { summary; exit 1; }
+step build scripts/build.sh --with-tests || { summary; exit 1; }
 
 step "cargo fmt" cargo fmt --all --check || true
 step "clippy (native)" cargo clippy --release --workspace --exclude imgbind-sdk --all-targets -- -D warnings || true
