@@ -196,6 +196,20 @@ describe("example Worker (wrangler bundle in Miniflare) against the imgbind back
     assert.ok(png.bytes.length > 2_000_000, `PNG is multi-MB (${png.bytes.length} bytes)`);
   });
 
+  // Cloudflare's binding passes the backend's body straight through, so a fixed-size result keeps
+  // its Content-Length all the way to the client; ours is streamed chunked today (the SDK wraps the
+  // body to turn truncation into an error). A `todo` until the SDK keeps the length (workerd's
+  // FixedLengthStream does both).
+  test(
+    "result.response() keeps the backend's Content-Length",
+    { timeout: TEST_TIMEOUT_MS, todo: "SDK answers chunked; keep the length (e.g. FixedLengthStream)" },
+    async () => {
+      const answer = await post(origin + "/transform?width=640&format=image/png", corpusFile("photo-4mp-twowings.jpg"));
+      assert.equal(answer.status, 200, details(answer));
+      assert.equal(answer.headers["content-length"], String(answer.bytes.length));
+    },
+  );
+
   test("errors: non-image 9412, bad options 9401, as JSON with the code", { timeout: TEST_TIMEOUT_MS }, async () => {
     const text = corpusFile("SOURCES.md");
     await expectError("/transform?width=100", text, 415, 9412);
