@@ -57,7 +57,7 @@ impl Decoder {
                 return Err(Base64Error("data after padding".into()));
             }
             self.scratch.push(c);
-            if c == b'=' && self.scratch.len() % 4 == 0 {
+            if c == b'=' && self.scratch.len().is_multiple_of(4) {
                 self.done = true;
             }
         }
@@ -73,7 +73,7 @@ impl Decoder {
     /// The text ended: decodes an unpadded final group, or fails on a stray character.
     pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), Base64Error> {
         let rest = std::mem::take(&mut self.pending);
-        if rest.len() == 1 || (rest.contains(&b'=') && rest.len() % 4 != 0) {
+        if rest.len() == 1 || (rest.contains(&b'=') && !rest.len().is_multiple_of(4)) {
             return Err(Base64Error("incomplete final group".into()));
         }
         decode_into(&rest, out)
