@@ -1,1 +1,249 @@
-//! placeholder
+//! The pixel work of imgbind, with no I/O: decode the inputs, apply the steps in call order,
+//! composite draws, encode. [`run`] is one whole `/transform` job; [`info`] answers `/info`.
+//!
+//! The flow of one job, top to bottom in [`run`]:
+//!
+//! 1. check the request against the [`Limits`] that need no decoding (input bytes, draw layers);
+//! 2. for each source: read the header, check its dimensions, and decode it, shrinking a JPEG on
+//!    load when the image's first step is a resize that needs fewer pixels (see [`shrink_hint`]);
+//!    EXIF orientation is applied right after decoding;
+//! 3. apply every step in order, checking the deadline between steps;
+//! 4. encode image 0.
+//!
+//! Within one transform step the operations run in Cloudflare's documented URL order:
+//! trim → flip → rotate → resize (fit, gravity, pad) → background → filters (blur, sharpen,
+//! brightness, contrast, gamma, saturation) → border. Flip before rotate is what the URL interface
+//! documents; callers wanting the other order use two `.transform()` calls.
+//!
+//! Not supported yet (9520, never silently ignored): text sources, `segment`, AVIF and HEIC input,
+//! AVIF output. Animated inputs are reduced to their first frame.
+
+mod composite;
+mod decode;
+mod encode;
+mod filters;
+mod geometry;
+mod info;
+mod limits;
+mod raster;
+mod resize;
+
+use std::time::Instant;
+
+use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rotate, Step, TransformStep};
+
+pub use info::info;
+pub use limits::Limits;
+
+use raster::Raster;
+
+/// One `/transform` request: the images, the steps and the output options.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Image 0 is the canvas; image n ≥ 1 is the n-th draw part.
+    pub sources: Vec<Source>,
+    /// Validated steps, in call order (see `imgbind_wire::parse_steps`).
+    pub steps: Vec<Step>,
+    /// Output encoding.
+    pub output: OutputOptions,
+}
+
+/// One input image.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Encoded image bytes (`image` / `draw_image` part).
+    Image(bytes::Bytes),
+    /// Raw JSON of a `text_input` / `draw_text` part (not rendered yet: 9520).
+    Text(String),
+}
+
+/// The encoded result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The encoded image (or raw pixels for `rgb`/`rgba`).
+    pub bytes: Vec<u8>,
+    /// The format `bytes` are in.
+    pub format: OutputFormat,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+/// Runs one job. CPU-bound and synchronous: call it from a blocking thread. Never panics on bad
+/// input; every failure is a coded [`Error`].
+pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
+    let clock = Clock::start(limits);
+
+    // 1. Limits that need no decoding.
+    let input_bytes: u64 = job
+        .sources
+        .iter()
+        .map(|s| match s {
+            Source::Image(b) => b.len() as u64,
+            Source::Text(t) => t.len() as u64,
+        })
+        .sum();
+    limits.check_input_bytes(input_bytes)?;
+    let draws = job
+        .steps
+        .iter()
+        .filter(|s| matches!(s, Step::Draw(_)))
+        .count();
+    if draws as u64 > u64::from(limits.max_draw_layers) {
+        return Err(Error::new(
+            ErrorCode::ProcessingLimit,
+            format!(
+                "{draws} draws; at most {} are allowed",
+                limits.max_draw_layers
+            ),
+        ));
+    }
+    if let Some(step) = job.steps.iter().find_map(|s| match s {
+        Step::Transform(t) if t.segment.is_some() => Some(t),
+        _ => None,
+    }) {
+        return Err(Error::new(
+            ErrorCode::UnsupportedFormat,
+            format!("segment (image {}) is not supported yet", step.image_index),
+        ));
+    }
+
+    // 2. Decode every source, upright, shrunk on load where the first step allows.
+    let mut images: Vec<Option<Raster>> = Vec::with_capacity(job.sources.len());
+    for (index, source) in job.sources.iter().enumerate() {
+        let bytes = match source {
+            Source::Image(bytes) => bytes,
+            Source::Text(_) => {
+                return Err(Error::new(
+                    ErrorCode::UnsupportedFormat,
+                    "text rendering is not supported yet",
+                ))
+            }
+        };
+        let header = decode::read_header(bytes)?;
+        decode::check_decodable(header.format)?;
+        let (width, height) = header.display_size();
+        limits.check_dimensions(width, height)?;
+        let min_scale = shrink_hint(&job.steps, index, width, height);
+        images.push(Some(decode::decode(
+            bytes, &header, min_scale, limits, &clock,
+        )?));
+        clock.check()?;
+    }
+    if images.is_empty() {
+        return Err(Error::invalid("the request has no image"));
+    }
+
+    // 3. Steps, in call order.
+    for (i, step) in job.steps.iter().enumerate() {
+        clock.check()?;
+        match step {
+            Step::Transform(t) => {
+                let img = take(&mut images, t.image_index, i)?;
+                images[t.image_index] = Some(transform(img, t, limits)?);
+            }
+            Step::Draw(d) => {
+                let overlay = take(&mut images, d.draw_image_index, i)?;
+                let target = take(&mut images, d.target_image_index, i)?;
+                images[d.target_image_index] = Some(composite::draw(target, &overlay, d)?);
+            }
+        }
+    }
+
+    // 4. Encode the canvas.
+    let canvas = take(&mut images, 0, job.steps.len())?;
+    clock.check()?;
+    let encoded = encode::encode(canvas, &job.output)?;
+    clock.check()?;
+    Ok(encoded)
+}
+
+/// One `.transform()` step, in the order documented at the top of this file.
+fn transform(img: Raster, step: &TransformStep, limits: &Limits) -> Result<Raster, Error> {
+    let mut img = img;
+    if let Some(trim) = &step.trim {
+        let rect = geometry::trim_rect(&img, trim)?;
+        img = geometry::crop(&img, rect)?;
+    }
+    if let Some(flip) = step.flip {
+        img = geometry::flip(img, flip)?;
+    }
+    if let Some(rotation) = step.rotate {
+        img = geometry::rotate(img, rotation, limits)?;
+    }
+    img = resize::apply(img, step, limits)?;
+    // Whatever the decoder skipped has been accounted for by the resize.
+    img.logical_size = None;
+    if let Some(background) = step.background {
+        img = img.flatten(background)?;
+    }
+    img = filters::apply(img, step)?;
+    if let Some(border) = &step.border {
+        img = geometry::add_border(img, border, limits)?;
+    }
+    Ok(img)
+}
+
+/// How far a source may be shrunk on load (1.0 = not at all): only when the first step that
+/// touches the image is a transform whose resize is planned from the full size (no trim first),
+/// so the shrunk pixels are never seen at their own scale.
+fn shrink_hint(steps: &[Step], index: usize, width: u32, height: u32) -> f64 {
+    let first = steps.iter().find(|s| match s {
+        Step::Transform(t) => t.image_index == index,
+        Step::Draw(d) => d.target_image_index == index || d.draw_image_index == index,
+    });
+    let Some(Step::Transform(t)) = first else {
+        return 1.0;
+    };
+    if t.trim.is_some() {
+        return 1.0;
+    }
+    let (w, h) = match t.rotate {
+        Some(Rotate::R90 | Rotate::R270) => (height, width),
+        _ => (width, height),
+    };
+    resize::plan(
+        w,
+        h,
+        t.width,
+        t.height,
+        t.fit.unwrap_or(imgbind_wire::Fit::ScaleDown),
+    )
+    .map_or(1.0, |p| p.min_scale().min(1.0))
+}
+
+/// Takes image `index` out of the table for a step (9401 if it does not exist or was drawn).
+fn take(images: &mut [Option<Raster>], index: usize, step: usize) -> Result<Raster, Error> {
+    images.get_mut(index).and_then(Option::take).ok_or_else(|| {
+        Error::invalid(format!(
+            "transforms[{step}]: image {index} does not exist or was already drawn"
+        ))
+    })
+}
+
+/// The job's deadline, checked cooperatively between steps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    deadline: Option<Instant>,
+}
+
+impl Clock {
+    /// Starts the clock for one job.
+    pub(crate) fn start(limits: &Limits) -> Clock {
+        Clock {
+            deadline: Instant::now().checked_add(limits.deadline),
+        }
+    }
+
+    /// 9529 once the deadline has passed.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        match self.deadline {
+            Some(deadline) if Instant::now() > deadline => Err(Error::new(
+                ErrorCode::Timeout,
+                "The image timed out while processing",
+            )),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,590 @@
+//! Sniff the format, read the size from the header, decode (JPEG with DCT shrink-on-load), and
+//! apply the EXIF orientation so every step sees the image upright.
+//!
+//! Animated GIF and WebP inputs are decoded to their first frame (the rest of a GIF is still read,
+//! so a truncated file is an error, never a partial image).
+
+use std::io::Cursor;
+
+use image::{AnimationDecoder, DynamicImage};
+use imgbind_wire::{Error, ErrorCode};
+
+use crate::geometry;
+use crate::raster::{buffer_len, try_alloc, Raster};
+use crate::{Clock, Limits};
+
+/// An input format we can recognise from its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Jpeg,
+    Png,
+    Gif,
+    Webp,
+    Avif,
+    Heic,
+    Svg,
+    /// Recognised but never decoded (BMP, TIFF, ICO…): its MIME type.
+    Other(&'static str),
+}
+
+impl Format {
+    /// The MIME type `/info` reports.
+    pub(crate) fn mime(self) -> &'static str {
+        match self {
+            Format::Jpeg => "image/jpeg",
+            Format::Png => "image/png",
+            Format::Gif => "image/gif",
+            Format::Webp => "image/webp",
+            Format::Avif => "image/avif",
+            Format::Heic => "image/heic",
+            Format::Svg => "image/svg+xml",
+            Format::Other(mime) => mime,
+        }
+    }
+}
+
+/// What the header says, before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) format: Format,
+    /// Stored width (before orientation).
+    pub(crate) width: u32,
+    /// Stored height (before orientation).
+    pub(crate) height: u32,
+    /// EXIF orientation 1–8 (1 = as stored).
+    pub(crate) orientation: u8,
+}
+
+impl Header {
+    /// Width and height as displayed, after the EXIF orientation.
+    pub(crate) fn display_size(&self) -> (u32, u32) {
+        if self.orientation >= 5 {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+fn not_an_image(message: impl Into<String>) -> Error {
+    Error::new(ErrorCode::NotAnImage, message)
+}
+
+/// 9412 for input that is cut short or damaged.
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+    not_an_image(format!("{what} image is corrupt or truncated: {detail}"))
+}
+
+/// Recognises the format from magic bytes; `None` means "not an image".
+pub(crate) fn sniff(bytes: &[u8]) -> Option<Format> {
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Some(Format::Jpeg);
+    }
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Some(Format::Png);
+    }
+    if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        return Some(Format::Gif);
+    }
+    if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        return Some(Format::Webp);
+    }
+    if bytes.len() >= 12 && &bytes[4..8] == b"ftyp" {
+        // The major brand, then the compatible brands, name AVIF or HEIF.
+        let box_len = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
+        let brands = bytes.get(8..box_len.clamp(12, bytes.len()))?;
+        let has = |b: &[u8]| brands.chunks(4).any(|c| c == b);
+        if has(b"avif") || has(b"avis") {
+            return Some(Format::Avif);
+        }
+        if [
+            "heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1",
+        ]
+        .iter()
+        .any(|b| has(b.as_bytes()))
+        {
+            return Some(Format::Heic);
+        }
+        return None;
+    }
+    if bytes.starts_with(b"BM") && bytes.len() > 26 {
+        return Some(Format::Other("image/bmp"));
+    }
+    if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
+        return Some(Format::Other("image/tiff"));
+    }
+    if bytes.starts_with(&[0, 0, 1, 0]) && bytes.len() > 6 {
+        return Some(Format::Other("image/x-icon"));
+    }
+    if looks_like_svg(bytes) {
+        return Some(Format::Svg);
+    }
+    None
+}
+
+fn looks_like_svg(bytes: &[u8]) -> bool {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
+    let trimmed = head.trim_start_matches('\u{feff}').trim_start();
+    (trimmed.starts_with("<?xml") || trimmed.starts_with("<svg") || trimmed.starts_with("<!"))
+        && head.contains("<svg")
+}
+
+/// Reads format, stored size and orientation without decoding pixels. Errors are 9412
+/// (not an image, or a damaged header) and 9520 (a format we recognise but cannot read).
+pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
+    let format = sniff(bytes).ok_or_else(|| not_an_image("Input is not an image"))?;
+    let (width, height, orientation) = match format {
+        Format::Jpeg => {
+            let h = turbojpeg::read_header(bytes).map_err(|e| corrupt("JPEG", e))?;
+            let (w, h) = (to_u32(h.width)?, to_u32(h.height)?);
+            (w, h, jpeg_orientation(bytes))
+        }
+        Format::Png => {
+            // IHDR is always the first chunk: length 13, "IHDR", width, height (big-endian).
+            if bytes.len() < 33 || &bytes[12..16] != b"IHDR" {
+                return Err(corrupt("PNG", "missing IHDR"));
+            }
+            let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+            let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
+            (w, h, png_orientation(bytes))
+        }
+        Format::Gif => {
+            if bytes.len() < 13 {
+                return Err(corrupt("GIF", "header cut short"));
+            }
+            let w = u32::from(u16::from_le_bytes([bytes[6], bytes[7]]));
+            let h = u32::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+            (w, h, 1)
+        }
+        Format::Webp => {
+            let f = webp::BitstreamFeatures::new(bytes)
+                .ok_or_else(|| corrupt("WebP", "unreadable header"))?;
+            (f.width(), f.height(), webp_orientation(bytes))
+        }
+        Format::Avif | Format::Heic => {
+            let (w, h) = isobmff_size(bytes).ok_or_else(|| corrupt(format.mime(), "no size"))?;
+            (w, h, 1)
+        }
+        Format::Svg => (0, 0, 1),
+        Format::Other(mime) => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormat,
+                format!("Unsupported image type {mime}; expected JPEG, PNG, GIF, WebP or AVIF"),
+            ))
+        }
+    };
+    Ok(Header {
+        format,
+        width,
+        height,
+        orientation,
+    })
+}
+
+fn to_u32(v: usize) -> Result<u32, Error> {
+    u32::try_from(v).map_err(|_| not_an_image("Image dimensions overflow"))
+}
+
+/// 9520 for formats we recognise but cannot decode, before their dimensions are looked at.
+pub(crate) fn check_decodable(format: Format) -> Result<(), Error> {
+    let what = match format {
+        Format::Jpeg | Format::Png | Format::Gif | Format::Webp => return Ok(()),
+        Format::Avif => "AVIF input is not supported yet",
+        Format::Heic => "HEIC input is not supported yet",
+        Format::Svg => "SVG input cannot be transformed",
+        Format::Other(_) => "this image type is not supported",
+    };
+    Err(Error::new(ErrorCode::UnsupportedFormat, what))
+}
+
+/// Decodes an image whose header has been read and checked against the limits, then turns it
+/// upright. `min_scale` (≤ 1) lets a JPEG shrink on load: the decoder may return any size at least
+/// that fraction of the original, and records the original size in `logical_size`.
+pub(crate) fn decode(
+    bytes: &[u8],
+    header: &Header,
+    min_scale: f64,
+    limits: &Limits,
+    clock: &Clock,
+) -> Result<Raster, Error> {
+    let raster = match header.format {
+        Format::Jpeg => decode_jpeg(bytes, min_scale)?,
+        Format::Png => {
+            let decoder = image::codecs::png::PngDecoder::new(Cursor::new(bytes))
+                .map_err(|e| corrupt("PNG", e))?;
+            from_dynamic(DynamicImage::from_decoder(decoder).map_err(|e| corrupt("PNG", e))?)?
+        }
+        Format::Gif => decode_gif(bytes, limits, clock)?,
+        Format::Webp => decode_webp(bytes, limits)?,
+        Format::Avif => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormat,
+                "AVIF input is not supported yet",
+            ))
+        }
+        Format::Heic => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormat,
+                "HEIC input is not supported yet",
+            ))
+        }
+        Format::Svg => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormat,
+                "SVG input cannot be transformed",
+            ))
+        }
+        Format::Other(mime) => {
+            return Err(Error::new(
+                ErrorCode::UnsupportedFormat,
+                format!("Unsupported image type {mime}"),
+            ))
+        }
+    };
+    let raster = drop_opaque_alpha(raster)?;
+    apply_orientation(raster, header.orientation, limits)
+}
+
+/// The smallest n/8 (n = 1..8) that is at least `min_scale`: libjpeg-turbo's DCT scaling.
+pub(crate) fn jpeg_scale_eighths(min_scale: f64) -> usize {
+    (1..=8usize)
+        .find(|n| *n as f64 / 8.0 >= min_scale - 1e-9)
+        .unwrap_or(8)
+}
+
+fn decode_jpeg(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
+    use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
+    let tj = |e: turbojpeg::Error| corrupt("JPEG", e);
+    let mut decompressor = Decompressor::new().map_err(tj)?;
+    let header = decompressor.read_header(bytes).map_err(tj)?;
+    let eighths = if header.is_lossless {
+        8
+    } else {
+        jpeg_scale_eighths(min_scale)
+    };
+    let factor = ScalingFactor::new(eighths, 8);
+    decompressor.set_scaling_factor(factor).map_err(tj)?;
+    let scaled = header.scaled(factor);
+    let (width, height) = (to_u32(scaled.width)?, to_u32(scaled.height)?);
+    // libjpeg-turbo cannot convert CMYK/YCCK to RGB itself; decode as CMYK and convert below.
+    let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
+    let (format, channels) = if cmyk {
+        (PixelFormat::CMYK, 4)
+    } else {
+        (PixelFormat::RGB, 3)
+    };
+    let mut pixels = try_alloc(buffer_len(width, height, channels)?)?;
+    let result = decompressor.decompress(
+        bytes,
+        Image {
+            pixels: pixels.as_mut_slice(),
+            width: scaled.width,
+            pitch: scaled.width * channels,
+            height: scaled.height,
+            format,
+        },
+    );
+    if let Err(e) = result {
+        // TurboJPEG reports libjpeg warnings as errors. The only one we forgive is stray bytes
+        // between segments, which leaves the image intact; anything else (notably "Premature end
+        // of JPEG file") means the pixels are partly invented.
+        if !e.to_string().contains("extraneous bytes before marker") {
+            return Err(tj(e));
+        }
+    }
+    if cmyk {
+        // Adobe writes inverted CMYK, which is what nearly every CMYK JPEG is.
+        let mut rgb = try_alloc(buffer_len(width, height, 3)?)?;
+        for (d, s) in rgb.chunks_exact_mut(3).zip(pixels.chunks_exact(4)) {
+            let k = u32::from(s[3]);
+            for c in 0..3 {
+                d[c] = crate::raster::div255(u32::from(s[c]) * k);
+            }
+        }
+        pixels = rgb;
+    }
+    let mut raster = Raster::from_vec(width, height, false, pixels)?;
+    if eighths != 8 {
+        raster.logical_size = Some((to_u32(header.width)?, to_u32(header.height)?));
+    }
+    Ok(raster)
+}
+
+fn decode_gif(bytes: &[u8], limits: &Limits, clock: &Clock) -> Result<Raster, Error> {
+    let decoder =
+        image::codecs::gif::GifDecoder::new(Cursor::new(bytes)).map_err(|e| corrupt("GIF", e))?;
+    let mut frames = decoder.into_frames();
+    let first = frames
+        .next()
+        .ok_or_else(|| corrupt("GIF", "no frames"))?
+        .map_err(|e| corrupt("GIF", e))?
+        .into_buffer();
+    // Read the remaining frames only to prove the file is complete and within the frame limit.
+    let mut count: u32 = 1;
+    for frame in frames {
+        frame.map_err(|e| corrupt("GIF", e))?;
+        count += 1;
+        if count > limits.max_frames {
+            return Err(Error::new(
+                ErrorCode::ProcessingLimit,
+                format!("Animation has more than {} frames", limits.max_frames),
+            ));
+        }
+        clock.check()?;
+    }
+    let (w, h) = first.dimensions();
+    Raster::from_vec(w, h, true, first.into_raw())
+}
+
+fn decode_webp(bytes: &[u8], limits: &Limits) -> Result<Raster, Error> {
+    let features =
+        webp::BitstreamFeatures::new(bytes).ok_or_else(|| corrupt("WebP", "unreadable header"))?;
+    if features.has_animation() {
+        let anim = webp::AnimDecoder::new(bytes)
+            .decode()
+            .map_err(|e| corrupt("WebP", e))?;
+        if anim.len() as u64 > u64::from(limits.max_frames) {
+            return Err(Error::new(
+                ErrorCode::ProcessingLimit,
+                format!("Animation has more than {} frames", limits.max_frames),
+            ));
+        }
+        let frame = anim
+            .get_frame(0)
+            .ok_or_else(|| corrupt("WebP", "no frames"))?;
+        let has_alpha = frame.get_layout().is_alpha();
+        let mut data = try_alloc(frame.get_image().len())?;
+        data.copy_from_slice(frame.get_image());
+        return Raster::from_vec(frame.width(), frame.height(), has_alpha, data);
+    }
+    let image = webp::Decoder::new(bytes)
+        .decode()
+        .ok_or_else(|| corrupt("WebP", "decoding failed"))?;
+    let mut data = try_alloc(image.len())?;
+    data.copy_from_slice(&image);
+    Raster::from_vec(image.width(), image.height(), image.is_alpha(), data)
+}
+
+fn from_dynamic(image: DynamicImage) -> Result<Raster, Error> {
+    let (w, h) = (image.width(), image.height());
+    if image.color().has_alpha() {
+        Raster::from_vec(w, h, true, image.into_rgba8().into_raw())
+    } else {
+        Raster::from_vec(w, h, false, image.into_rgb8().into_raw())
+    }
+}
+
+/// RGBA whose alpha is 255 everywhere becomes RGB: cheaper to resize, and encoders need not flatten.
+fn drop_opaque_alpha(raster: Raster) -> Result<Raster, Error> {
+    if !raster.has_alpha || raster.data.chunks_exact(4).any(|p| p[3] != 255) {
+        return Ok(raster);
+    }
+    let mut data = try_alloc(buffer_len(raster.width, raster.height, 3)?)?;
+    for (d, s) in data.chunks_exact_mut(3).zip(raster.data.chunks_exact(4)) {
+        d.copy_from_slice(&s[..3]);
+    }
+    Ok(Raster {
+        data,
+        has_alpha: false,
+        ..raster
+    })
+}
+
+/// Turns a decoded image upright according to its EXIF orientation (1–8).
+pub(crate) fn apply_orientation(
+    raster: Raster,
+    orientation: u8,
+    limits: &Limits,
+) -> Result<Raster, Error> {
+    use imgbind_wire::{Flip, Rotate};
+    let rotate = |r, rot| geometry::rotate(r, rot, limits);
+    let flip = |r, f| geometry::flip(r, f);
+    match orientation {
+        2 => flip(raster, Flip::Horizontal),
+        3 => rotate(raster, Rotate::R180),
+        4 => flip(raster, Flip::Vertical),
+        // Transpose and transverse are a quarter turn plus a mirror.
+        5 => flip(rotate(raster, Rotate::R90)?, Flip::Horizontal),
+        6 => rotate(raster, Rotate::R90),
+        7 => flip(rotate(raster, Rotate::R90)?, Flip::Vertical),
+        8 => rotate(raster, Rotate::R270),
+        _ => Ok(raster),
+    }
+}
+
+/// EXIF orientation from a JPEG's APP1 segment (1 when absent or unreadable).
+fn jpeg_orientation(bytes: &[u8]) -> u8 {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return 1;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1; // fill byte
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            return 1; // start of scan / end of image: no more metadata
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        let Some(segment) = bytes.get(i + 4..i + 2 + len) else {
+            return 1;
+        };
+        if marker == 0xE1 {
+            if let Some(tiff) = segment.strip_prefix(b"Exif\0\0") {
+                return tiff_orientation(tiff).unwrap_or(1);
+            }
+        }
+        i += 2 + len;
+    }
+    1
+}
+
+/// EXIF orientation from a PNG `eXIf` chunk (before the image data).
+fn png_orientation(bytes: &[u8]) -> u8 {
+    let mut i = 8;
+    while let Some(head) = bytes.get(i..i + 8) {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let kind = &head[4..8];
+        if kind == b"IDAT" || kind == b"IEND" {
+            return 1;
+        }
+        if kind == b"eXIf" {
+            return bytes
+                .get(i + 8..i + 8 + len)
+                .and_then(tiff_orientation)
+                .unwrap_or(1);
+        }
+        i = i.saturating_add(12).saturating_add(len);
+    }
+    1
+}
+
+/// EXIF orientation from a WebP `EXIF` chunk.
+fn webp_orientation(bytes: &[u8]) -> u8 {
+    let mut i = 12;
+    while let Some(head) = bytes.get(i..i + 8) {
+        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+        if &head[..4] == b"EXIF" {
+            let Some(data) = bytes.get(i + 8..i + 8 + len) else {
+                return 1;
+            };
+            let tiff = data.strip_prefix(b"Exif\0\0").unwrap_or(data);
+            return tiff_orientation(tiff).unwrap_or(1);
+        }
+        i = i.saturating_add(8).saturating_add(len + (len & 1));
+    }
+    1
+}
+
+/// Tag 0x0112 of IFD0 in a TIFF structure.
+fn tiff_orientation(tiff: &[u8]) -> Option<u8> {
+    let big = match tiff.get(..2)? {
+        b"MM" => true,
+        b"II" => false,
+        _ => return None,
+    };
+    let u16_at = |at: usize| -> Option<u16> {
+        let b = tiff.get(at..at + 2)?;
+        Some(if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        })
+    };
+    let u32_at = |at: usize| -> Option<u32> {
+        let b = tiff.get(at..at + 4)?;
+        Some(if big {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        })
+    };
+    let ifd = u32_at(4)? as usize;
+    let count = usize::from(u16_at(ifd)?);
+    (0..count).find_map(|n| {
+        let entry = ifd + 2 + n * 12;
+        (u16_at(entry)? == 0x0112)
+            .then(|| u16_at(entry + 8))
+            .flatten()
+            .filter(|v| (1..=8).contains(v))
+            .map(|v| v as u8)
+    })
+}
+
+/// Width and height from the first `ispe` property of an AVIF/HEIF file.
+fn isobmff_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    let head = &bytes[..bytes.len().min(256 * 1024)];
+    let at = head.windows(4).position(|w| w == b"ispe")?;
+    let b = head.get(at + 8..at + 16)?;
+    Some((
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_magic_bytes() {
+        assert_eq!(sniff(&[0xFF, 0xD8, 0xFF, 0xE0]), Some(Format::Jpeg));
+        assert_eq!(sniff(b"\x89PNG\r\n\x1a\n...."), Some(Format::Png));
+        assert_eq!(sniff(b"GIF89a......"), Some(Format::Gif));
+        assert_eq!(sniff(b"RIFF\0\0\0\0WEBPVP8 "), Some(Format::Webp));
+        assert_eq!(
+            sniff(b"\0\0\0\x1cftypavif\0\0\0\0avifmif1"),
+            Some(Format::Avif)
+        );
+        assert_eq!(
+            sniff(b"<?xml version=\"1.0\"?><svg xmlns=\"...\"/>"),
+            Some(Format::Svg)
+        );
+        assert_eq!(sniff(b"<html><body>hi</body></html>"), None);
+        assert_eq!(sniff(b""), None);
+    }
+
+    #[test]
+    fn png_header_sizes_are_read_without_decoding() {
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        png.extend_from_slice(&65535u32.to_be_bytes());
+        png.extend_from_slice(&65535u32.to_be_bytes());
+        png.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
+        let h = read_header(&png).unwrap();
+        assert_eq!((h.width, h.height), (65535, 65535));
+        assert_eq!(
+            Limits::default()
+                .check_dimensions(h.width, h.height)
+                .unwrap_err()
+                .code(),
+            ErrorCode::TooManyPixels
+        );
+    }
+
+    #[test]
+    fn reads_tiff_orientation_both_byte_orders() {
+        // II, 42, IFD at 8, one entry: 0x0112 SHORT count 1 value 6.
+        let le = [
+            b'I', b'I', 42, 0, 8, 0, 0, 0, 1, 0, 0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0,
+        ];
+        assert_eq!(tiff_orientation(&le), Some(6));
+        let be = [
+            b'M', b'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 8, 0, 0,
+        ];
+        assert_eq!(tiff_orientation(&be), Some(8));
+        assert_eq!(tiff_orientation(&le[..15]), None);
+        assert_eq!(tiff_orientation(b"garbage"), None);
+    }
+
+    #[test]
+    fn jpeg_scale_picks_smallest_sufficient_eighth() {
+        assert_eq!(jpeg_scale_eighths(0.01), 1);
+        assert_eq!(jpeg_scale_eighths(0.125), 1);
+        assert_eq!(jpeg_scale_eighths(0.13), 2);
+        assert_eq!(jpeg_scale_eighths(0.5), 4);
+        assert_eq!(jpeg_scale_eighths(0.9), 8);
+        assert_eq!(jpeg_scale_eighths(3.0), 8);
+    }
+}

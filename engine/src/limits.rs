@@ -1,0 +1,143 @@
+//! Resource limits: one typed struct, checked from headers before any pixel buffer exists.
+
+use std::time::Duration;
+
+use imgbind_wire::{Error, ErrorCode};
+
+/// What one request may cost. [`Limits::default`] gives Cloudflare's documented limits;
+/// [`Limits::no_limits`] turns every check off (tests and trusted batch jobs only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Sum of all input image bytes in one request. Default 20 MiB (the binding's "20 MB").
+    /// Exceeding it is 9402.
+    pub max_input_bytes: u64,
+    /// Pixels of one decoded image (width × height). Default 100 000 000 (100 MP). Exceeding it is 9413.
+    pub max_pixels: u64,
+    /// Longest side of one decoded image. Default 12 000 px. Exceeding it is 9413.
+    pub max_side: u32,
+    /// Frames in one animated input. Default 1 000. Exceeding it is 9522.
+    pub max_frames: u32,
+    /// Draw steps in one request. Default 100. Exceeding it is 9522.
+    pub max_draw_layers: u32,
+    /// Pixels of any image the steps create (resize, pad, border). Default 100 000 000. Exceeding it is 9522.
+    pub max_output_pixels: u64,
+    /// Wall-clock budget for one job, checked between steps. Default 6.5 s (Cloudflare's). Exceeding it is 9529.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_input_bytes: 20 * 1024 * 1024,
+            max_pixels: 100_000_000,
+            max_side: 12_000,
+            max_frames: 1_000,
+            max_draw_layers: 100,
+            max_output_pixels: 100_000_000,
+            deadline: Duration::from_millis(6_500),
+        }
+    }
+}
+
+impl Limits {
+    /// Every limit off. Memory is still allocated fallibly, so an absurd image fails with 9522
+    /// instead of aborting the process.
+    pub fn no_limits() -> Self {
+        Limits {
+            max_input_bytes: u64::MAX,
+            max_pixels: u64::MAX,
+            max_side: u32::MAX,
+            max_frames: u32::MAX,
+            max_draw_layers: u32::MAX,
+            max_output_pixels: u64::MAX,
+            deadline: Duration::MAX,
+        }
+    }
+
+    /// Checks a decoded image's size, from its header (9413 when too large).
+    pub fn check_dimensions(&self, width: u32, height: u32) -> Result<(), Error> {
+        if width == 0 || height == 0 {
+            return Err(Error::new(
+                ErrorCode::NotAnImage,
+                format!("Image has an empty size {width}x{height}"),
+            ));
+        }
+        if width.max(height) > self.max_side {
+            return Err(Error::new(
+                ErrorCode::TooManyPixels,
+                format!(
+                    "Image is {width}x{height}; the longest side may be at most {} px",
+                    self.max_side
+                ),
+            ));
+        }
+        if u64::from(width) * u64::from(height) > self.max_pixels {
+            return Err(Error::new(
+                ErrorCode::TooManyPixels,
+                format!(
+                    "Image is {width}x{height}; at most {} pixels are allowed",
+                    self.max_pixels
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the size of an image a step is about to create (9522 when too large).
+    pub fn check_output(&self, width: u32, height: u32) -> Result<(), Error> {
+        if u64::from(width) * u64::from(height) > self.max_output_pixels {
+            return Err(Error::new(
+                ErrorCode::ProcessingLimit,
+                format!(
+                    "The result would be {width}x{height}; at most {} pixels are allowed",
+                    self.max_output_pixels
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks the request's total input size (9402 when too large).
+    pub fn check_input_bytes(&self, bytes: u64) -> Result<(), Error> {
+        if bytes > self.max_input_bytes {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "Input is {bytes} bytes; at most {} are allowed",
+                    self.max_input_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_cloudflare_and_checks_fire() {
+        let l = Limits::default();
+        assert!(l.check_dimensions(12_000, 8_000).is_ok());
+        assert_eq!(
+            l.check_dimensions(12_001, 10).unwrap_err().code(),
+            ErrorCode::TooManyPixels
+        );
+        assert_eq!(
+            l.check_dimensions(11_000, 11_000).unwrap_err().code(),
+            ErrorCode::TooManyPixels
+        );
+        assert_eq!(
+            l.check_input_bytes(21 * 1024 * 1024).unwrap_err().code(),
+            ErrorCode::TooLarge
+        );
+        assert_eq!(
+            l.check_output(20_000, 20_000).unwrap_err().code(),
+            ErrorCode::ProcessingLimit
+        );
+        let none = Limits::no_limits();
+        assert!(none.check_dimensions(65_535, 65_535).is_ok());
+        assert!(none.check_output(u32::MAX, u32::MAX).is_ok());
+    }
+}

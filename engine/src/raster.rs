@@ -1,0 +1,208 @@
+//! The in-memory image every step works on: 8-bit RGB or straight-alpha RGBA, row-major, no padding.
+
+use imgbind_wire::{Error, ErrorCode, Rgba};
+
+use crate::Limits;
+
+/// An 8-bit image. RGB is kept when there is no alpha so opaque photos never pay for a fourth channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Raster {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    /// True for RGBA (straight alpha), false for RGB.
+    pub(crate) has_alpha: bool,
+    pub(crate) data: Vec<u8>,
+    /// When the decoder shrank on load (JPEG DCT scaling), the size this raster stands for; the
+    /// first resize computes its geometry from it so the result matches a full-size decode exactly.
+    pub(crate) logical_size: Option<(u32, u32)>,
+}
+
+/// Allocates a zeroed buffer without aborting the process when memory is short (9522 instead).
+pub(crate) fn try_alloc(len: usize) -> Result<Vec<u8>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::new(
+            ErrorCode::ProcessingLimit,
+            format!("Out of memory allocating {len} bytes"),
+        )
+    })?;
+    v.resize(len, 0);
+    Ok(v)
+}
+
+/// Bytes for a `width`×`height` image with `channels`, or 9522 if that overflows.
+pub(crate) fn buffer_len(width: u32, height: u32, channels: usize) -> Result<usize, Error> {
+    (width as usize)
+        .checked_mul(height as usize)
+        .and_then(|n| n.checked_mul(channels))
+        .ok_or_else(|| Error::new(ErrorCode::ProcessingLimit, "Image size overflows memory"))
+}
+
+impl Raster {
+    /// A new image filled with `colour`, after checking it against the output limit.
+    pub(crate) fn filled(
+        width: u32,
+        height: u32,
+        has_alpha: bool,
+        colour: Rgba,
+        limits: &Limits,
+    ) -> Result<Raster, Error> {
+        limits.check_output(width, height)?;
+        let channels = if has_alpha { 4 } else { 3 };
+        let mut data = try_alloc(buffer_len(width, height, channels)?)?;
+        let px = [colour.r, colour.g, colour.b, colour.a];
+        for chunk in data.chunks_exact_mut(channels) {
+            chunk.copy_from_slice(&px[..channels]);
+        }
+        Ok(Raster {
+            width,
+            height,
+            has_alpha,
+            data,
+            logical_size: None,
+        })
+    }
+
+    /// Wraps a buffer; the length must match (checked, 9523 otherwise).
+    pub(crate) fn from_vec(
+        width: u32,
+        height: u32,
+        has_alpha: bool,
+        data: Vec<u8>,
+    ) -> Result<Raster, Error> {
+        let channels = if has_alpha { 4 } else { 3 };
+        if data.len() != buffer_len(width, height, channels)? {
+            return Err(Error::new(
+                ErrorCode::Internal,
+                "pixel buffer does not match its size",
+            ));
+        }
+        Ok(Raster {
+            width,
+            height,
+            has_alpha,
+            data,
+            logical_size: None,
+        })
+    }
+
+    /// 3 or 4.
+    pub(crate) fn channels(&self) -> usize {
+        if self.has_alpha {
+            4
+        } else {
+            3
+        }
+    }
+
+    /// Bytes per row.
+    pub(crate) fn stride(&self) -> usize {
+        self.width as usize * self.channels()
+    }
+
+    /// The pixel at (x, y) as RGBA (opaque when there is no alpha).
+    pub(crate) fn pixel(&self, x: u32, y: u32) -> [u8; 4] {
+        let c = self.channels();
+        let i = (y as usize * self.width as usize + x as usize) * c;
+        let p = &self.data[i..i + c];
+        [p[0], p[1], p[2], if c == 4 { p[3] } else { 255 }]
+    }
+
+    /// The same image with an alpha channel (a copy when it had none).
+    pub(crate) fn into_rgba(self) -> Result<Raster, Error> {
+        if self.has_alpha {
+            return Ok(self);
+        }
+        let mut data = try_alloc(buffer_len(self.width, self.height, 4)?)?;
+        for (dst, src) in data.chunks_exact_mut(4).zip(self.data.chunks_exact(3)) {
+            dst[..3].copy_from_slice(src);
+            dst[3] = 255;
+        }
+        Ok(Raster {
+            data,
+            has_alpha: true,
+            ..self
+        })
+    }
+
+    /// Composites the image over `background`. An opaque background gives RGB; a translucent one
+    /// keeps alpha (`over` in premultiplied terms, stored straight again).
+    pub(crate) fn flatten(self, background: Rgba) -> Result<Raster, Error> {
+        if !self.has_alpha {
+            return Ok(self);
+        }
+        if background.a == 255 {
+            let mut data = try_alloc(buffer_len(self.width, self.height, 3)?)?;
+            let bg = [background.r, background.g, background.b];
+            for (dst, src) in data.chunks_exact_mut(3).zip(self.data.chunks_exact(4)) {
+                let a = u32::from(src[3]);
+                for k in 0..3 {
+                    dst[k] = div255(u32::from(src[k]) * a + u32::from(bg[k]) * (255 - a));
+                }
+            }
+            return Ok(Raster {
+                data,
+                has_alpha: false,
+                ..self
+            });
+        }
+        let mut out = self;
+        let (bg, bga) = (
+            [background.r, background.g, background.b],
+            f32::from(background.a) / 255.0,
+        );
+        for p in out.data.chunks_exact_mut(4) {
+            let sa = f32::from(p[3]) / 255.0;
+            let ra = sa + bga * (1.0 - sa);
+            for k in 0..3 {
+                let premul = f32::from(p[k]) * sa + f32::from(bg[k]) * bga * (1.0 - sa);
+                p[k] = if ra > 0.0 {
+                    (premul / ra).round().clamp(0.0, 255.0) as u8
+                } else {
+                    0
+                };
+            }
+            p[3] = (ra * 255.0).round() as u8;
+        }
+        Ok(out)
+    }
+}
+
+/// Rounded `v / 255` for `v` ≤ 255 × 255.
+pub(crate) fn div255(v: u32) -> u8 {
+    ((v + 128 + ((v + 128) >> 8)) >> 8) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn div255_is_exact_rounding() {
+        for v in 0..=255 * 255u32 {
+            assert_eq!(
+                u32::from(div255(v)),
+                (v as f64 / 255.0).round() as u32,
+                "{v}"
+            );
+        }
+    }
+
+    #[test]
+    fn flatten_onto_opaque_and_translucent() {
+        let img = Raster::from_vec(2, 1, true, vec![255, 0, 0, 128, 0, 0, 255, 0]).unwrap();
+        let flat = img.clone().flatten(Rgba::WHITE).unwrap();
+        assert!(!flat.has_alpha);
+        assert_eq!(flat.pixel(0, 0), [255, 127, 127, 255]);
+        assert_eq!(flat.pixel(1, 0), [255, 255, 255, 255]);
+        let clear = Rgba {
+            r: 0,
+            g: 0,
+            b: 0,
+            a: 0,
+        };
+        let same = img.flatten(clear).unwrap();
+        assert_eq!(same.pixel(0, 0), [255, 0, 0, 128]);
+        assert_eq!(same.pixel(1, 0)[3], 0);
+    }
+}

@@ -1,0 +1,482 @@
+//! `width`/`height`/`fit`/`gravity`: the geometry as pure functions, then one resample with
+//! `fast_image_resize` (Lanczos3, SIMD, alpha premultiplied while filtering).
+
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use imgbind_wire::{Error, ErrorCode, Fit, Gravity, GravityMode, Rgba, TransformStep};
+
+use crate::raster::{buffer_len, try_alloc, Raster};
+use crate::{composite, Limits};
+
+/// What a resize does, in the coordinates of the source it was planned for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Plan {
+    /// Width of the source region that is kept (source pixels, may be fractional).
+    pub(crate) crop_width: f64,
+    /// Height of the source region that is kept.
+    pub(crate) crop_height: f64,
+    /// Size the kept region is scaled to.
+    pub(crate) width: u32,
+    /// Size the kept region is scaled to.
+    pub(crate) height: u32,
+    /// `fit: pad`: the canvas the scaled image is placed on.
+    pub(crate) canvas: Option<(u32, u32)>,
+}
+
+impl Plan {
+    /// The smallest fraction of the source's resolution that still yields the result without
+    /// enlarging: what a shrink-on-load decoder may go down to.
+    pub(crate) fn min_scale(&self) -> f64 {
+        (f64::from(self.width) / self.crop_width).max(f64::from(self.height) / self.crop_height)
+    }
+}
+
+fn round_px(v: f64) -> u32 {
+    v.round().clamp(1.0, f64::from(u32::MAX)) as u32
+}
+
+/// Plans a resize of a `src_width`×`src_height` image; `None` when neither width nor height is set.
+///
+/// With both sides given: scale-down fits inside and never enlarges; contain fits inside and may
+/// enlarge; cover fills the box and crops the overflow; crop is cover that never enlarges (a smaller
+/// image is only cut where it overflows the box); pad is contain on a canvas of exactly the box;
+/// squeeze stretches to the box. With one side given the other follows the aspect ratio, and only
+/// scale-down and crop refuse to enlarge.
+pub(crate) fn plan(
+    src_width: u32,
+    src_height: u32,
+    width: Option<u32>,
+    height: Option<u32>,
+    fit: Fit,
+) -> Option<Plan> {
+    let (sw, sh) = (f64::from(src_width), f64::from(src_height));
+    let full = |w: u32, h: u32| Plan {
+        crop_width: sw,
+        crop_height: sh,
+        width: w,
+        height: h,
+        canvas: None,
+    };
+    let (bw, bh) = match (width, height) {
+        (Some(w), Some(h)) => (w, h),
+        (Some(w), None) => {
+            let h = round_px(sh * f64::from(w) / sw);
+            let never_enlarge = matches!(fit, Fit::ScaleDown | Fit::Crop);
+            return Some(if never_enlarge && w > src_width {
+                full(src_width, src_height)
+            } else {
+                full(w, h)
+            });
+        }
+        (None, Some(h)) => {
+            let w = round_px(sw * f64::from(h) / sh);
+            let never_enlarge = matches!(fit, Fit::ScaleDown | Fit::Crop);
+            return Some(if never_enlarge && h > src_height {
+                full(src_width, src_height)
+            } else {
+                full(w, h)
+            });
+        }
+        (None, None) => return None,
+    };
+    let (fw, fh) = (f64::from(bw), f64::from(bh));
+    let inside = (fw / sw).min(fh / sh);
+    let outside = (fw / sw).max(fh / sh);
+    Some(match fit {
+        Fit::ScaleDown => {
+            let s = inside.min(1.0);
+            full(round_px(sw * s), round_px(sh * s))
+        }
+        Fit::Contain => full(round_px(sw * inside), round_px(sh * inside)),
+        Fit::Pad => Plan {
+            canvas: Some((bw, bh)),
+            ..full(round_px(sw * inside), round_px(sh * inside))
+        },
+        Fit::Squeeze => full(bw, bh),
+        Fit::Cover => Plan {
+            crop_width: (fw / outside).min(sw),
+            crop_height: (fh / outside).min(sh),
+            width: bw,
+            height: bh,
+            canvas: None,
+        },
+        Fit::Crop => {
+            let s = outside.min(1.0);
+            let w = bw.min(round_px(sw * s));
+            let h = bh.min(round_px(sh * s));
+            Plan {
+                crop_width: (f64::from(w) / s).min(sw),
+                crop_height: (f64::from(h) / s).min(sh),
+                width: w,
+                height: h,
+                canvas: None,
+            }
+        }
+    })
+}
+
+/// Where a crop window sits along one axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Anchor {
+    /// 0 = start, 1 = end: the fraction of the cut-away remainder that goes before the window.
+    Remainder(f64),
+    /// The window is centred on this fraction of the source, kept inside it.
+    BoxCenter(f64),
+}
+
+/// The start of a `window`-long crop in a `length`-long source.
+pub(crate) fn place(length: f64, window: f64, anchor: Anchor) -> f64 {
+    let slack = (length - window).max(0.0);
+    match anchor {
+        Anchor::Remainder(f) => f * slack,
+        Anchor::BoxCenter(f) => (f * length - window / 2.0).clamp(0.0, slack),
+    }
+}
+
+/// Horizontal and vertical anchors for a gravity. `auto`, `entropy` and `face` (no face model is
+/// shipped) all pick the window with the most edge detail, see [`detail_anchor`].
+fn anchors(
+    gravity: Gravity,
+    src: &Raster,
+    window: (f64, f64),
+    logical: (f64, f64),
+) -> (Anchor, Anchor) {
+    use Anchor::Remainder as R;
+    match gravity {
+        Gravity::Center => (R(0.5), R(0.5)),
+        Gravity::Left => (R(0.0), R(0.5)),
+        Gravity::Right => (R(1.0), R(0.5)),
+        Gravity::Top => (R(0.5), R(0.0)),
+        Gravity::Bottom => (R(0.5), R(1.0)),
+        Gravity::Point { x, y, mode } => match mode {
+            GravityMode::Remainder => (R(x), R(y)),
+            GravityMode::BoxCenter => (Anchor::BoxCenter(x), Anchor::BoxCenter(y)),
+        },
+        Gravity::Auto | Gravity::Entropy | Gravity::Face => {
+            let (fx, fy) = detail_anchor(src, window.0 / logical.0, window.1 / logical.1);
+            (R(fx), R(fy))
+        }
+    }
+}
+
+/// A cheap stand-in for entropy cropping: on a ≤ 256 px luma sample, finds the window (as a fraction
+/// of each side) with the largest sum of absolute gradients, returned as remainder fractions.
+pub(crate) fn detail_anchor(src: &Raster, window_x: f64, window_y: f64) -> (f64, f64) {
+    let step = (src.width.max(src.height) / 256).max(1);
+    let (cols, rows) = (src.width.div_ceil(step), src.height.div_ceil(step));
+    let luma = |x: u32, y: u32| {
+        let p = src.pixel(x.min(src.width - 1), y.min(src.height - 1));
+        (u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8
+    };
+    let mut col_energy = vec![0u64; cols as usize];
+    let mut row_energy = vec![0u64; rows as usize];
+    for r in 0..rows {
+        for c in 0..cols {
+            let (x, y) = (c * step, r * step);
+            let here = luma(x, y);
+            let e = u64::from(here.abs_diff(luma(x + step, y)) + here.abs_diff(luma(x, y + step)));
+            col_energy[c as usize] += e;
+            row_energy[r as usize] += e;
+        }
+    }
+    (
+        best_window(&col_energy, window_x),
+        best_window(&row_energy, window_y),
+    )
+}
+
+fn best_window(energy: &[u64], window_fraction: f64) -> f64 {
+    let n = energy.len();
+    let win = ((window_fraction * n as f64).round() as usize).clamp(1, n);
+    if win >= n {
+        return 0.5;
+    }
+    let mut sum: u64 = energy[..win].iter().sum();
+    let (mut best, mut best_start) = (sum, 0);
+    for start in 1..=n - win {
+        sum = sum + energy[start + win - 1] - energy[start - 1];
+        if sum > best {
+            (best, best_start) = (sum, start);
+        }
+    }
+    best_start as f64 / (n - win) as f64
+}
+
+/// Applies the step's width/height/fit/gravity (and `background` for `pad`). A shrunk-on-load
+/// source is planned at its logical size so the result is identical to a full decode.
+pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Result<Raster, Error> {
+    let (lw, lh) = src.logical_size.unwrap_or((src.width, src.height));
+    let Some(plan) = plan(
+        lw,
+        lh,
+        step.width,
+        step.height,
+        step.fit.unwrap_or(Fit::ScaleDown),
+    ) else {
+        return Ok(src);
+    };
+    limits.check_output(plan.width, plan.height)?;
+    if let Some((cw, ch)) = plan.canvas {
+        limits.check_output(cw, ch)?;
+    }
+    let (lwf, lhf) = (f64::from(lw), f64::from(lh));
+    let gravity = step.gravity.unwrap_or(Gravity::Center);
+    let cropping = plan.crop_width < lwf || plan.crop_height < lhf;
+    let (ax, ay) = if cropping {
+        anchors(
+            gravity,
+            &src,
+            (plan.crop_width, plan.crop_height),
+            (lwf, lhf),
+        )
+    } else {
+        (Anchor::Remainder(0.5), Anchor::Remainder(0.5))
+    };
+    // Logical → actual pixel coordinates (1 unless the decoder shrank the image).
+    let (kx, ky) = (f64::from(src.width) / lwf, f64::from(src.height) / lhf);
+    let crop = CropBox {
+        x: place(lwf, plan.crop_width, ax) * kx,
+        y: place(lhf, plan.crop_height, ay) * ky,
+        width: plan.crop_width * kx,
+        height: plan.crop_height * ky,
+    };
+    let scaled = resample(&src, crop, plan.width, plan.height)?;
+    drop(src);
+    let Some((cw, ch)) = plan.canvas else {
+        return Ok(scaled);
+    };
+    // Pad: gravity places the image on the canvas (centred by default; detail-based gravities
+    // have nothing to choose between, so they centre too).
+    let (px, py) = match gravity {
+        Gravity::Left => (0.0, 0.5),
+        Gravity::Right => (1.0, 0.5),
+        Gravity::Top => (0.5, 0.0),
+        Gravity::Bottom => (0.5, 1.0),
+        Gravity::Point { x, y, .. } => (x, y),
+        Gravity::Center | Gravity::Auto | Gravity::Entropy | Gravity::Face => (0.5, 0.5),
+    };
+    let background = step.background.unwrap_or(Rgba::WHITE);
+    let has_alpha = background.a != 255;
+    let mut canvas = Raster::filled(cw, ch, has_alpha, background, limits)?;
+    let x = (px * f64::from(cw - scaled.width)).round() as i64;
+    let y = (py * f64::from(ch - scaled.height)).round() as i64;
+    composite::over(&mut canvas, &scaled, x, y, 1.0);
+    Ok(canvas)
+}
+
+/// A source rectangle in (fractional) pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct CropBox {
+    pub(crate) x: f64,
+    pub(crate) y: f64,
+    pub(crate) width: f64,
+    pub(crate) height: f64,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::Internal, format!("resize failed: {e}"))
+}
+
+/// Resamples `crop` of `src` to `width`×`height`. A crop that needs no scaling is copied.
+pub(crate) fn resample(
+    src: &Raster,
+    crop: CropBox,
+    width: u32,
+    height: u32,
+) -> Result<Raster, Error> {
+    let (sw, sh) = (f64::from(src.width), f64::from(src.height));
+    // Rounding can push the box a hair outside the image; the resizer rejects that.
+    let x = crop.x.clamp(0.0, sw);
+    let y = crop.y.clamp(0.0, sh);
+    let cw = crop.width.min(sw - x).max(f64::MIN_POSITIVE);
+    let ch = crop.height.min(sh - y).max(f64::MIN_POSITIVE);
+    let integral = |v: f64| (v - v.round()).abs() < 1e-9;
+    if [x, y, cw, ch].into_iter().all(integral)
+        && cw.round() as u32 == width
+        && ch.round() as u32 == height
+    {
+        if width == src.width && height == src.height {
+            let mut same = src.clone();
+            same.logical_size = None;
+            return Ok(same);
+        }
+        let rect = crate::geometry::Rect {
+            x: x.round() as u32,
+            y: y.round() as u32,
+            width,
+            height,
+        };
+        return crate::geometry::crop(src, rect);
+    }
+    let pixel_type = if src.has_alpha {
+        PixelType::U8x4
+    } else {
+        PixelType::U8x3
+    };
+    let source = ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(internal)?;
+    let buffer = try_alloc(buffer_len(width, height, src.channels())?)?;
+    let mut target = Image::from_vec_u8(width, height, buffer, pixel_type).map_err(internal)?;
+    let options = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
+        .crop(x, y, cw, ch);
+    Resizer::new()
+        .resize(&source, &mut target, &options)
+        .map_err(internal)?;
+    Raster::from_vec(width, height, src.has_alpha, target.into_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dims(src: (u32, u32), w: Option<u32>, h: Option<u32>, fit: Fit) -> (u32, u32) {
+        let p = plan(src.0, src.1, w, h, fit).unwrap();
+        match p.canvas {
+            Some(c) => c,
+            None => (p.width, p.height),
+        }
+    }
+
+    #[test]
+    fn fit_dimension_table() {
+        use Fit::*;
+        let big = (400, 200); // shrinking into a 100x100 box
+        let small = (40, 20); // enlarging into a 100x100 box
+        let b = (Some(100), Some(100));
+        let table = [
+            (big, ScaleDown, (100, 50)),
+            (small, ScaleDown, (40, 20)),
+            (big, Contain, (100, 50)),
+            (small, Contain, (100, 50)),
+            (big, Cover, (100, 100)),
+            (small, Cover, (100, 100)),
+            (big, Crop, (100, 100)),
+            (small, Crop, (40, 20)),
+            ((400, 50), Crop, (100, 50)), // only the overflowing side is cut
+            (big, Pad, (100, 100)),
+            (small, Pad, (100, 100)),
+            (big, Squeeze, (100, 100)),
+            (small, Squeeze, (100, 100)),
+        ];
+        for (src, fit, want) in table {
+            assert_eq!(dims(src, b.0, b.1, fit), want, "{src:?} {fit:?}");
+        }
+        // Pad's inner image keeps the aspect ratio.
+        let pad = plan(400, 200, Some(100), Some(100), Pad).unwrap();
+        assert_eq!((pad.width, pad.height), (100, 50));
+        // One side given: aspect kept; only scale-down and crop refuse to enlarge.
+        assert_eq!(dims((400, 200), Some(100), None, ScaleDown), (100, 50));
+        assert_eq!(dims((400, 200), None, Some(50), Cover), (100, 50));
+        assert_eq!(dims((40, 20), Some(100), None, ScaleDown), (40, 20));
+        assert_eq!(dims((40, 20), Some(100), None, Crop), (40, 20));
+        assert_eq!(dims((40, 20), Some(100), None, Contain), (100, 50));
+        assert_eq!(dims((40, 20), None, Some(60), Squeeze), (120, 60));
+        assert_eq!(dims((6028, 3391), Some(800), None, ScaleDown), (800, 450));
+        assert!(plan(10, 10, None, None, Cover).is_none());
+    }
+
+    #[test]
+    fn cover_and_crop_keep_the_right_region() {
+        let cover = plan(400, 200, Some(100), Some(100), Fit::Cover).unwrap();
+        assert_eq!((cover.crop_width, cover.crop_height), (200.0, 200.0));
+        assert_eq!(cover.min_scale(), 0.5);
+        // Crop never enlarges: a 40x20 image in a 10x100 box keeps 10x20 source pixels.
+        let crop = plan(40, 20, Some(10), Some(100), Fit::Crop).unwrap();
+        assert_eq!((crop.width, crop.height), (10, 20));
+        assert_eq!((crop.crop_width, crop.crop_height), (10.0, 20.0));
+    }
+
+    #[test]
+    fn gravity_offsets() {
+        assert_eq!(place(400.0, 200.0, Anchor::Remainder(0.5)), 100.0);
+        assert_eq!(place(400.0, 200.0, Anchor::Remainder(0.0)), 0.0);
+        assert_eq!(place(400.0, 200.0, Anchor::Remainder(1.0)), 200.0);
+        assert_eq!(place(400.0, 200.0, Anchor::Remainder(0.25)), 50.0);
+        assert_eq!(place(400.0, 200.0, Anchor::BoxCenter(0.5)), 100.0);
+        assert_eq!(place(400.0, 200.0, Anchor::BoxCenter(0.9)), 200.0); // kept inside
+        assert_eq!(place(400.0, 100.0, Anchor::BoxCenter(0.25)), 50.0);
+        assert_eq!(place(100.0, 100.0, Anchor::Remainder(0.7)), 0.0);
+    }
+
+    /// 8x2 RGB, black except column `bright` which is white.
+    fn stripe(bright: u32) -> Raster {
+        let mut data = vec![0u8; 8 * 2 * 3];
+        for y in 0..2 {
+            let i = ((y * 8 + bright) * 3) as usize;
+            data[i..i + 3].copy_from_slice(&[255, 255, 255]);
+        }
+        Raster::from_vec(8, 2, false, data).unwrap()
+    }
+
+    #[test]
+    fn gravity_crops_pick_the_named_side() {
+        let l = Limits::default();
+        let crop = |g: Gravity, bright: u32| {
+            let step = TransformStep {
+                width: Some(2),
+                height: Some(2),
+                fit: Some(Fit::Cover),
+                gravity: Some(g),
+                ..TransformStep::default()
+            };
+            apply(stripe(bright), &step, &l).unwrap()
+        };
+        let left = crop(Gravity::Left, 0);
+        assert_eq!(left.pixel(0, 0)[0], 255);
+        assert_eq!(left.pixel(1, 0)[0], 0);
+        let right = crop(Gravity::Right, 7);
+        assert_eq!(right.pixel(1, 0)[0], 255);
+        // Detail-based gravity finds the only edge, wherever it is.
+        let auto = crop(Gravity::Entropy, 5);
+        assert!(auto.data.contains(&255), "entropy crop missed the detail");
+        let point = crop(
+            Gravity::Point {
+                x: 0.75,
+                y: 0.5,
+                mode: GravityMode::BoxCenter,
+            },
+            6,
+        );
+        assert_eq!(point.pixel(1, 0)[0], 255); // window 5..7 centred on 6
+    }
+
+    #[test]
+    fn pad_fills_with_background() {
+        let step = TransformStep {
+            width: Some(8),
+            height: Some(8),
+            fit: Some(Fit::Pad),
+            ..TransformStep::default()
+        };
+        let out = apply(stripe(0), &step, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height), (8, 8));
+        assert_eq!(out.pixel(4, 0), [255, 255, 255, 255]); // white pad above
+        assert_eq!(out.pixel(4, 4)[..3], [0, 0, 0]); // the image in the middle
+    }
+
+    #[test]
+    fn resample_changes_size_and_keeps_flat_colour() {
+        let src = Raster::filled(
+            50,
+            30,
+            true,
+            Rgba {
+                r: 10,
+                g: 200,
+                b: 30,
+                a: 255,
+            },
+            &Limits::default(),
+        )
+        .unwrap();
+        let full = CropBox {
+            x: 0.0,
+            y: 0.0,
+            width: 50.0,
+            height: 30.0,
+        };
+        let out = resample(&src, full, 7, 5).unwrap();
+        assert_eq!((out.width, out.height, out.data.len()), (7, 5, 7 * 5 * 4));
+        assert_eq!(out.pixel(3, 2), [10, 200, 30, 255]);
+    }
+}
