@@ -411,9 +411,9 @@ fn parse_transform(raw: RawTransform) -> Result<TransformStep, Error> {
     let rotate = match raw.rotate {
         None => None,
         Some(r) if r == 0.0 || r == 360.0 => Some(Rotate::R0),
-        Some(r) if r == 90.0 => Some(Rotate::R90),
-        Some(r) if r == 180.0 => Some(Rotate::R180),
-        Some(r) if r == 270.0 => Some(Rotate::R270),
+        Some(90.0) => Some(Rotate::R90),
+        Some(180.0) => Some(Rotate::R180),
+        Some(270.0) => Some(Rotate::R270),
         Some(r) => {
             return Err(Error::invalid(format!(
                 "rotate must be 0, 90, 180 or 270, not {r}"
@@ -649,7 +649,7 @@ fn index(name: &str, v: f64) -> Result<usize, Error> {
 
 /// A size that must be at least 1 px; fractional sizes round to the nearest pixel.
 fn size(name: &str, v: f64) -> Result<u32, Error> {
-    if v.is_finite() && v >= 0.5 && v <= MAX_OPTION_PX {
+    if v.is_finite() && (0.5..=MAX_OPTION_PX).contains(&v) {
         Ok(v.round() as u32)
     } else {
         Err(Error::invalid(format!(
@@ -660,7 +660,7 @@ fn size(name: &str, v: f64) -> Result<u32, Error> {
 
 /// A non-negative pixel amount.
 fn px(name: &str, v: f64) -> Result<u32, Error> {
-    if v.is_finite() && v >= 0.0 && v <= MAX_OPTION_PX {
+    if v.is_finite() && (0.0..=MAX_OPTION_PX).contains(&v) {
         Ok(v.round() as u32)
     } else {
         Err(Error::invalid(format!(
