@@ -119,8 +119,8 @@ function queryValue(text) {
   return text.trim() !== "" && Number.isFinite(number) ? number : text;
 }
 
-// Only the body stream goes on to the backend, never the incoming request or its headers: a
-// forwarded `Expect: 100-continue` (curl sends one for bodies over 1 MB) would stall the upload.
+// Only the body stream goes on to the backend, never the incoming request or its headers. (A Worker
+// that does forward a request must delete `Expect`, which curl sends for bodies over 1 MB.)
 function requireBody(request) {
   if (!request.body) throw new RequestError(9401, "the request body must be the image");
   return request.body;
