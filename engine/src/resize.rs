@@ -258,8 +258,8 @@ pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Resul
     let background = step.background.unwrap_or(Rgba::WHITE);
     let has_alpha = background.a != 255;
     let mut canvas = Raster::filled(cw, ch, has_alpha, background, limits)?;
-    let x = (px * f64::from(cw - scaled.width)).round() as i64;
-    let y = (py * f64::from(ch - scaled.height)).round() as i64;
+    let x = (px * f64::from(cw.saturating_sub(scaled.width))).round() as i64;
+    let y = (py * f64::from(ch.saturating_sub(scaled.height))).round() as i64;
     composite::over(&mut canvas, &scaled, x, y, 1.0);
     Ok(canvas)
 }
