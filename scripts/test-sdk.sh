@@ -17,8 +17,8 @@ echo "== sdk: wasm tests (wasm-bindgen-test under Node)"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
   cargo test --release --target wasm32-unknown-unknown -p imgbind-sdk
 
-echo "== sdk: ESM API tests (node --test)"
-node --test sdk/js/test/api.test.mjs
+echo "== sdk: ESM API tests (node --test; Node and workerd via Miniflare)"
+node --test sdk/js/test/api.test.mjs sdk/js/test/workerd.test.mjs
 
 echo "== sdk: types assignable to Cloudflare's ImagesBinding (tsc)"
 tsc -p sdk/js/test/tsconfig.json

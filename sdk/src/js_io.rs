@@ -455,13 +455,38 @@ pub(crate) fn checked_body(response: &Response) -> Result<ReadableStream, JsValu
         },
         None => stream::empty().boxed_local(),
     };
+    let expected = check.expected();
     let checked = checked(
         upstream,
         check,
         |chunk: &Uint8Array| chunk.length() as usize,
         |mismatch| js_error(&ImagesError::delivery(&mismatch.to_string())),
     );
-    Ok(to_js_stream(checked.boxed_local()))
+    let stream = to_js_stream(checked.boxed_local());
+    match expected {
+        Some(length) => with_known_length(stream, length),
+        None => Ok(stream),
+    }
+}
+
+/// In workerd, pipes through a `FixedLengthStream` so a `Response` made from the body keeps its
+/// `Content-Length` instead of going out chunked (and workerd checks the count too). Elsewhere
+/// the stream is returned as it is.
+fn with_known_length(stream: ReadableStream, length: u64) -> Result<ReadableStream, JsValue> {
+    let Ok(ctor) = get(&js_sys::global(), "FixedLengthStream").dyn_into::<Function>() else {
+        return Ok(stream);
+    };
+    let fixed = Reflect::construct(&ctor, &Array::of1(&JsValue::from(length as f64)))?;
+    let readable = get(&fixed, "readable");
+    let pipe_to: Function = get(&stream, "pipeTo").dyn_into()?;
+    let piped: Promise = pipe_to
+        .call1(&stream, &get(&fixed, "writable"))?
+        .dyn_into()?;
+    // The readable side carries any failure; the pipe's own rejection is not needed.
+    wasm_bindgen_futures::spawn_local(async move {
+        let _ = JsFuture::from(piped).await;
+    });
+    Ok(readable.unchecked_into())
 }
 
 /// Base64-encodes a byte stream.

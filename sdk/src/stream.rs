@@ -72,6 +72,11 @@ impl LengthCheck {
         LengthCheck::new(expected)
     }
 
+    /// The length checked against, if any.
+    pub fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+
     /// Bytes delivered so far.
     pub fn seen(&self) -> u64 {
         self.seen

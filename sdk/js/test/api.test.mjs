@@ -1,5 +1,5 @@
 // Node tests of the ESM API shape (sdk/js/api.js over the built wasm): `this` chaining, draw of a
-// transformer vs a stream, the exact request, errors, hosted. Run: node --test sdk/js/test/
+// transformer vs a stream, the exact request, errors, hosted. Run: node --test sdk/js/test/api.test.mjs
 // (after scripts/build-sdk.sh). Node cannot import a .wasm as a Module, so the wasm is initialised
 // here the way sdk/js/index.js does it in workerd.
 import { test } from 'node:test';
