@@ -323,6 +323,9 @@ async fn upload_while_reading(
     Ok((delivered?, reader, writer))
 }
 
+/// Label, request head, body, how it is uploaded, expected body, expected status.
+type KeepAliveOffCase<'a> = (&'a str, Vec<u8>, Arc<Vec<u8>>, Upload, &'a Expect, u16);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn s2_answer_while_upload_arrives_keep_alive_off() {
     let m = Matrix::start_with(|c| c.limits.max_input_bytes = 12_000_000).await;
@@ -345,7 +348,7 @@ async fn s2_answer_while_upload_arrives_keep_alive_off() {
         pause: Duration::from_millis(1),
     };
     for endpoint in m.endpoints() {
-        let cases: Vec<(&str, Vec<u8>, Arc<Vec<u8>>, Upload, &Expect, u16)> = vec![
+        let cases: Vec<KeepAliveOffCase<'_>> = vec![
             (
                 "2 Connection: close, 16.4 MB answer, terminator 200 ms late",
                 chunked_head(TRANSFORM, "connection: close\r\n"),

@@ -54,7 +54,7 @@ impl Nginx {
         let port = free_port();
         // As root, nginx's workers would switch to `nobody`, which cannot reach the backend's
         // owner-only socket in an owner-only temp dir; keep them as root. (Unprivileged: ignored.)
-        let as_root = std::fs::metadata("/proc/self").map_or(false, |m| m.uid() == 0);
+        let as_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
         let user = if as_root { "user root root;" } else { "" };
         let mut servers = String::new();
         for (prefix, upstream, extra) in locations {
