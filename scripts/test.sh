@@ -33,6 +33,8 @@ summary() {
     printf '  %-8s %-28s %s\n' "${results[$i]%% *}" "${names[$i]}" "${results[$i]#* }" >&2
     [[ "${results[$i]%% *}" == PASS ]] || failed=$((failed + 1))
   done
+  # A plain closing line CI tools read: "steps: N passed, N failed".
+  printf 'steps: %d passed, %d failed\n' "$((${#names[@]} - failed))" "$failed"
   if ((failed)); then
     printf '===== %d step(s) FAILED\n' "$failed" >&2
     return 1
