@@ -247,3 +247,68 @@ impl Clock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgbind_wire::parse_steps;
+
+    #[test]
+    fn shrink_hint_looks_only_at_a_leading_resize() {
+        let hint = |json: &str, images: usize| {
+            shrink_hint(&parse_steps(json, images).unwrap(), 0, 6028, 3391)
+        };
+        let plain = hint(r#"[{"imageIndex":0,"width":800}]"#, 1);
+        assert!((plain - 800.0 / 6028.0).abs() < 1e-9);
+        assert_eq!(decode::jpeg_scale_eighths(plain), 2);
+        // Rotation first: the box applies to the turned image.
+        let turned = hint(r#"[{"imageIndex":0,"width":800,"rotate":90}]"#, 1);
+        assert!((turned - 800.0 / 3391.0).abs() < 1e-9);
+        assert_eq!(
+            hint(r#"[{"imageIndex":0,"trim":{"top":5},"width":800}]"#, 1),
+            1.0
+        );
+        assert_eq!(
+            hint(
+                r#"[{"imageIndex":0,"rotate":90},{"imageIndex":0,"width":8}]"#,
+                1
+            ),
+            1.0
+        );
+        assert_eq!(
+            hint(
+                r#"[{"drawImageIndex":1,"targetImageIndex":0},{"imageIndex":0,"width":8}]"#,
+                2
+            ),
+            1.0
+        );
+        assert_eq!(
+            hint(r#"[{"imageIndex":0,"width":9000,"fit":"contain"}]"#, 1),
+            1.0
+        );
+    }
+
+    #[test]
+    fn jpeg_shrinks_on_load_and_remembers_its_size() {
+        let limits = Limits::default();
+        let src = Raster::filled(64, 40, false, imgbind_wire::Rgba::BLACK, &limits).unwrap();
+        let jpeg = encode::encode(src, &OutputOptions::new(OutputFormat::Jpeg))
+            .unwrap()
+            .bytes;
+        let header = decode::read_header(&jpeg).unwrap();
+        let small = decode::decode(&jpeg, &header, 0.25, &limits, &Clock::start(&limits)).unwrap();
+        assert_eq!((small.width, small.height), (16, 10));
+        assert_eq!(small.logical_size, Some((64, 40)));
+        let out = transform(
+            small,
+            &TransformStep {
+                width: Some(15),
+                ..TransformStep::default()
+            },
+            &limits,
+        )
+        .unwrap();
+        // 40 * 15 / 64 = 9.375: planned from the logical size, exactly as a full decode would be.
+        assert_eq!((out.width, out.height, out.logical_size), (15, 9, None));
+    }
+}
