@@ -9,7 +9,8 @@
 //
 // Knobs: IMGBIND_BENCH_ROUNDS (latency samples per path, default 7), IMGBIND_BENCH_SECONDS (throughput
 // time per path, default 3, split into two alternating halves), IMGBIND_BENCH_JOBS (comma-separated
-// job names), IMGBIND_BENCH_WORKER=0 (skip the Worker path), IMGBIND_CORPUS (corpus directory).
+// job names), IMGBIND_BENCH_WORKER=0 (skip the Worker path), IMGBIND_BENCH_BUILD=0 (use the binaries
+// already in target/release), IMGBIND_CORPUS (corpus directory).
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -375,11 +376,13 @@ async function main() {
   LOGO_SIZE = await sharp(corpusFile(LOGO)).metadata();
   for (const job of jobs) job.meta = await sharp(corpusFile(job.sources[0])).metadata();
 
-  const build = spawnSync("cargo", ["build", "--release", "-p", "imgbind-backend", "-p", "imgbind-engine", "--example", "bench_jobs"], {
-    cwd: REPO_ROOT,
-    stdio: "inherit",
-  });
-  if (build.status !== 0) throw new Error("cargo build failed");
+  if (process.env.IMGBIND_BENCH_BUILD !== "0") {
+    const build = spawnSync("cargo", ["build", "--release", "-p", "imgbind-backend", "-p", "imgbind-engine", "--example", "bench_jobs"], {
+      cwd: REPO_ROOT,
+      stdio: "inherit",
+    });
+    if (build.status !== 0) throw new Error("cargo build failed");
+  }
 
   const info = machine();
   console.error(`machine: ${JSON.stringify(info)}`);
