@@ -197,12 +197,11 @@ describe("example Worker (wrangler bundle in Miniflare) against the imgbind back
   });
 
   // Cloudflare's binding passes the backend's body straight through, so a fixed-size result keeps
-  // its Content-Length all the way to the client; ours is streamed chunked today (the SDK wraps the
-  // body to turn truncation into an error). A `todo` until the SDK keeps the length (workerd's
-  // FixedLengthStream does both).
+  // its Content-Length all the way to the client. Ours does too: the SDK checks the body's length
+  // and, in workerd, pipes it through FixedLengthStream, which keeps the header.
   test(
     "result.response() keeps the backend's Content-Length",
-    { timeout: TEST_TIMEOUT_MS, todo: "SDK answers chunked; keep the length (e.g. FixedLengthStream)" },
+    { timeout: TEST_TIMEOUT_MS },
     async () => {
       const answer = await post(origin + "/transform?width=640&format=image/png", corpusFile("photo-4mp-twowings.jpg"));
       assert.equal(answer.status, 200, details(answer));
