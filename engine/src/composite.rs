@@ -297,12 +297,7 @@ mod tests {
         assert_eq!(out.pixel(0, 0), [255, 255, 255, 255]);
         // Half-transparent red over fully transparent: colour stays red, alpha is the source's.
         let translucent = Rgba { a: 128, ..RED };
-        let empty = Rgba {
-            r: 0,
-            g: 0,
-            b: 0,
-            a: 0,
-        };
+        let empty = Rgba::TRANSPARENT;
         let out = draw(
             solid(1, 1, true, empty),
             &solid(1, 1, true, translucent),

@@ -195,12 +195,7 @@ mod tests {
         assert!(!flat.has_alpha);
         assert_eq!(flat.pixel(0, 0), [255, 127, 127, 255]);
         assert_eq!(flat.pixel(1, 0), [255, 255, 255, 255]);
-        let clear = Rgba {
-            r: 0,
-            g: 0,
-            b: 0,
-            a: 0,
-        };
+        let clear = Rgba::TRANSPARENT;
         let same = img.flatten(clear).unwrap();
         assert_eq!(same.pixel(0, 0), [255, 0, 0, 128]);
         assert_eq!(same.pixel(1, 0)[3], 0);

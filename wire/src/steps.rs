@@ -41,6 +41,13 @@ impl Rgba {
         b: 0,
         a: 255,
     };
+    /// Fully transparent black.
+    pub const TRANSPARENT: Rgba = Rgba {
+        r: 0,
+        g: 0,
+        b: 0,
+        a: 0,
+    };
 }
 
 /// Parses any CSS colour (`#rgb`, `#rrggbbaa`, `rgb()`, `rgba()`, `hsl()`, names, …).
