@@ -54,6 +54,15 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_MAX_INPUT_BYTES", value_name = "BYTES", default_value_t = Limits::default().max_input_bytes)]
     pub max_input_bytes: u64,
 
+    /// Most frames one animated input may have; more is answered 9522.
+    #[arg(long, env = "IMGBIND_MAX_FRAMES", value_name = "N", default_value_t = Limits::default().max_frames)]
+    pub max_frames: u32,
+
+    /// Most frame-pixels (canvas width × height × frames) of one animated input or result; a
+    /// bigger input is answered 9413, a bigger result 9522.
+    #[arg(long, env = "IMGBIND_MAX_ANIMATION_PIXELS", value_name = "PIXELS", default_value_t = Limits::default().max_animation_pixels)]
+    pub max_animation_pixels: u64,
+
     /// Longest time one image job may take, in milliseconds, before it is answered 9529.
     #[arg(long, env = "IMGBIND_DEADLINE_MS", value_name = "MS", default_value_t = Limits::default().deadline.as_millis() as u64)]
     pub deadline_ms: u64,
@@ -176,6 +185,8 @@ impl ServeArgs {
         let limits = Limits {
             max_input_bytes: self.max_input_bytes,
             deadline: Duration::from_millis(self.deadline_ms),
+            max_frames: self.max_frames,
+            max_animation_pixels: self.max_animation_pixels,
             ..Limits::default()
         };
         Config {

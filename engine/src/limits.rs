@@ -15,8 +15,13 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Longest side of one decoded image. Default 12 000 px. Exceeding it is 9413.
     pub max_side: u32,
-    /// Frames in one animated input. Default 1 000. Exceeding it is 9522.
+    /// Frames in one animated input. Default 1 000. Exceeding it is 9522. Checked from the
+    /// container (GIF block scan, WebP chunk index) before any frame is decoded.
     pub max_frames: u32,
+    /// Frame-pixels of one animated input (canvas width × height × frames), and of the animation a
+    /// job produces. Default 100 000 000: Cloudflare's documented "100 MP summed over all frames".
+    /// Exceeding it is 9413 for an input, 9522 for a result. Checked before any frame is decoded.
+    pub max_animation_pixels: u64,
     /// Draw steps in one request. Default 100. Exceeding it is 9522.
     pub max_draw_layers: u32,
     /// Pixels of any image the steps create (resize, pad, border). Default 100 000 000. Exceeding it is 9522.
@@ -32,6 +37,7 @@ impl Default for Limits {
             max_pixels: 100_000_000,
             max_side: 12_000,
             max_frames: 1_000,
+            max_animation_pixels: 100_000_000,
             max_draw_layers: 100,
             max_output_pixels: 100_000_000,
             deadline: Duration::from_millis(6_500),
@@ -48,6 +54,7 @@ impl Limits {
             max_pixels: u64::MAX,
             max_side: u32::MAX,
             max_frames: u32::MAX,
+            max_animation_pixels: u64::MAX,
             max_draw_layers: u32::MAX,
             max_output_pixels: u64::MAX,
             deadline: Duration::MAX,
@@ -97,6 +104,32 @@ impl Limits {
         Ok(())
     }
 
+    /// Checks an animated input from its container, before any frame is decoded: frame count
+    /// (9522) and frames × canvas pixels (9413).
+    pub fn check_animation(&self, frames: u32, width: u32, height: u32) -> Result<(), Error> {
+        if frames > self.max_frames {
+            return Err(Error::new(
+                ErrorCode::ProcessingLimit,
+                format!(
+                    "Animation has {frames} frames; at most {} are allowed",
+                    self.max_frames
+                ),
+            ));
+        }
+        let total = u64::from(frames) * u64::from(width) * u64::from(height);
+        if total > self.max_animation_pixels {
+            return Err(Error::new(
+                ErrorCode::TooManyPixels,
+                format!(
+                    "Animation is {frames} frames of {width}x{height} ({total} pixels in all); \
+                     at most {} are allowed",
+                    self.max_animation_pixels
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the request's total input size (9402 when too large).
     pub fn check_input_bytes(&self, bytes: u64) -> Result<(), Error> {
         if bytes > self.max_input_bytes {
@@ -135,6 +168,15 @@ mod tests {
         assert_eq!(
             l.check_output(20_000, 20_000).unwrap_err().code(),
             ErrorCode::ProcessingLimit
+        );
+        assert!(l.check_animation(1_000, 100, 1_000).is_ok());
+        assert_eq!(
+            l.check_animation(1_001, 1, 1).unwrap_err().code(),
+            ErrorCode::ProcessingLimit
+        );
+        assert_eq!(
+            l.check_animation(1_000, 100, 1_001).unwrap_err().code(),
+            ErrorCode::TooManyPixels
         );
         let none = Limits::no_limits();
         assert!(none.check_dimensions(65_535, 65_535).is_ok());
