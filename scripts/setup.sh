@@ -13,6 +13,7 @@ missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v nasm >/dev/null 2>&1 || missing+=(nasm)
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx) # reverse proxy in backend/tests/delivery_matrix.rs
+[[ -x /usr/bin/chromium ]] || missing+=(chromium) # headless browser for tests/playground.test.js (driven by playwright-core)
 if ((${#missing[@]})); then
   sudo=""
   [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
