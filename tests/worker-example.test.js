@@ -3,81 +3,26 @@
 // binding on the imgbind backend's Unix socket. Requests go over real HTTP to Miniflare.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { extname, join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Miniflare } from "miniflare";
+import { startExampleWorker } from "./support/example-worker.js";
 import { post } from "./support/http.js";
 import { closeTo, imageHeader, isComplete, rgbaPixel, solidPng } from "./support/images.js";
-import { REPO_ROOT, WRANGLER_JS, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
-import { Child, startBackend } from "./support/processes.js";
+import { corpusFile } from "./support/paths.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 
-/** `wrangler deploy --dry-run --outdir DIR`: the exact bundle wrangler would upload. */
-async function bundleWithWrangler(outdir) {
-  const child = new Child("wrangler deploy --dry-run", process.execPath, [WRANGLER_JS, "deploy", "--dry-run", "--outdir", outdir], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" },
-  });
-  const timer = setTimeout(() => child.process.kill("SIGKILL"), 120_000);
-  const { code } = await child.exit;
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`bundling failed (exit ${code})\n${child.describe()}`);
-}
-
-/**
- * The bundle as a Miniflare module manifest: every module in `outdir`, named by its path inside
- * it (as the bundle's imports name them), the entry `index.js` first.
- */
-function bundleManifest(outdir) {
-  const types = { ".js": "esm", ".mjs": "esm", ".wasm": "wasm", ".bin": "data", ".txt": "text" };
-  const files = readdirSync(outdir, { recursive: true }).filter((file) => types[extname(file)]);
-  assert.ok(files.includes("index.js"), `bundle has index.js: ${files}`);
-  const modules = {};
-  for (const file of files) {
-    const type = types[extname(file)];
-    const bytes = readFileSync(join(outdir, file));
-    modules[file.split(sep).join("/")] = { type, contents: type === "esm" || type === "text" ? bytes.toString("utf8") : new Uint8Array(bytes) };
-  }
-  return { mainModule: "index.js", modulesRoot: outdir, modules };
-}
-
 describe("example Worker (wrangler bundle in Miniflare) against the imgbind backend", () => {
+  let worker;
   let backend;
-  let miniflare;
-  let outdir;
   let origin;
 
   before(async () => {
-    outdir = mkdtempSync(join(tmpdir(), "imgbind-bundle-"));
-    const [started] = await Promise.all([startBackend(), bundleWithWrangler(outdir)]);
-    backend = started;
-    // Miniflare 5's own config shape (Miniflare 4's flat options go through convertV4MiniflareOptions).
-    miniflare = new Miniflare({
-      workers: [
-        {
-          config: {
-            name: "imgbind-example",
-            compatibilityDate: wranglerCompatibilityDate(),
-            manifest: bundleManifest(outdir),
-            env: {
-              // As in wrangler.toml; the service binding wins, so this address is never used.
-              IMGBIND_URL: { type: "text", value: "http://127.0.0.1:9" },
-              IMAGES_BACKEND: { type: "external", address: `unix:${backend.socket}`, http: {} },
-            },
-          },
-        },
-      ],
-    });
-    origin = (await miniflare.ready).origin;
+    worker = await startExampleWorker({ seed: [] });
+    ({ backend, origin } = worker);
   });
 
   after(async () => {
-    await miniflare?.dispose();
-    await backend?.stop();
-    if (outdir) rmSync(outdir, { recursive: true, force: true });
+    await worker?.stop();
   });
 
   function details(answer) {

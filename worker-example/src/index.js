@@ -1,7 +1,15 @@
 // The imgbind example Worker: Cloudflare's Images binding API, served by a self-hosted backend.
 // Run it with `scripts/run.sh` (wrangler dev on http://127.0.0.1:8787), then for example:
 //   curl --data-binary @photo.jpg 'http://127.0.0.1:8787/transform?width=800&format=image/webp' -o out.webp
+//   curl 'http://127.0.0.1:8787/cdn-cgi/image/width=800,fit=cover,format=webp/photo-4mp-twowings.jpg' -o out.webp
+//   open http://127.0.0.1:8787/playground
 //
+//   GET  /cdn-cgi/image/<options>/<source path>   Cloudflare's URL interface; sources from the R2
+//        bucket IMAGES_BUCKET, or composed/<recipe> (JPEG + PNG overlays from R2, composed with the
+//        binding); results cached with the Cache API (`imgbind-cache: hit|miss`)
+//   GET  /playground                              a page to chain transforms/draws and see results
+//   GET  /api/images                              the bucket's images (JSON), for the playground
+//   POST /api/run                                 the playground's chain runner (multipart)
 //   POST /transform?width=&height=&fit=&rotate=&flip=&format=&quality=   body: the image
 //   POST /info                                                           body: the image -> JSON
 //   POST /composite?top=&left=&bottom=&right=&opacity=&width=&overlayWidth=&format=&quality=
@@ -11,37 +19,39 @@
 // `{"error": {"code", "message"}}` with a matching HTTP status.
 
 import { createImages } from "imgbind";
+import PLAYGROUND_HTML from "./playground.html";
+import { RequestError, STATUS_BY_CODE, errorResponse } from "./errors.js";
+import { runChain } from "./playground.js";
+import { SourceError, listImages } from "./sources.js";
+import { URL_PREFIX } from "./url-options.js";
+import { urlInterface } from "./url-interface.js";
 
 /** Default output format when the request names none: keeps alpha, small, widely supported. */
 const DEFAULT_FORMAT = "image/webp";
 
-/** HTTP status for each error code, as the backend uses them (wire/src/error.rs). */
-const STATUS_BY_CODE = {
-  9401: 400, 9402: 413, 9412: 415, 9413: 413, 9520: 415, 9522: 503, 9523: 500, 9525: 400, 9529: 504,
-};
-
-/** An error with a Cloudflare Images code, thrown by this Worker itself (same shape as the SDK's). */
-class RequestError extends Error {
-  constructor(code, message) {
-    super(message);
-    this.code = code;
-  }
-}
-
 export default {
-  async fetch(request, env) {
+  async fetch(request, env, ctx) {
     // A service binding (tests) wins over the URL from wrangler.toml [vars] (wrangler dev).
     const images = createImages(env.IMAGES_BACKEND ?? env.IMGBIND_URL);
     const url = new URL(request.url);
     try {
-      if (request.method === "GET" && url.pathname === "/") return usage();
+      if (request.method === "GET" || request.method === "HEAD") {
+        if (url.pathname === "/") return usage();
+        if (url.pathname.startsWith(URL_PREFIX)) return await urlInterface(images, request, env, ctx);
+        if (url.pathname === "/playground") {
+          return new Response(PLAYGROUND_HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
+        }
+        if (url.pathname === "/api/images") return Response.json(await listImages(env));
+      }
+      if (url.pathname === "/api/run" && request.method === "POST") return await runChain(images, request, env);
       const route = ROUTES[url.pathname];
-      if (!route) return errorResponse(404, null, `no route ${url.pathname}`);
+      if (!route) return errorResponse(404, null, `no route ${request.method} ${url.pathname}`);
       if (request.method !== "POST") {
         return errorResponse(405, null, `${url.pathname} takes POST`, { allow: "POST" });
       }
       return await route(images, request, url.searchParams);
     } catch (error) {
+      if (error instanceof SourceError) return errorResponse(error.status, null, error.message);
       if (typeof error?.code === "number") {
         return errorResponse(STATUS_BY_CODE[error.code] ?? 500, error.code, error.message);
       }
@@ -134,10 +144,6 @@ function formFile(form, name) {
   return value;
 }
 
-function errorResponse(status, code, message, headers = {}) {
-  return Response.json({ error: { code, message } }, { status, headers });
-}
-
 function usage() {
   return new Response(
     [
@@ -146,6 +152,10 @@ function usage() {
       "  POST /info                                                           (body: image)",
       "  POST /composite?top=&left=&bottom=&right=&opacity=&width=&overlayWidth=&format=",
       "       (multipart: image=@base, overlay=@logo)",
+      "  GET  /cdn-cgi/image/<options>/<R2 key, or composed/sunset-poster.png>",
+      "       options: width|w, height|h, fit, gravity|g, quality|q, format|f (auto|avif|webp|jpeg|png|gif),",
+      "       rotate, flip, blur, sharpen, brightness, contrast, gamma, saturation, background, trim, dpr, anim",
+      "  GET  /playground",
       "",
     ].join("\n"),
     { headers: { "content-type": "text/plain; charset=utf-8" } },
