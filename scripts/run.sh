@@ -40,12 +40,18 @@ done
 curl -fsS --max-time 1 http://127.0.0.1:9100/healthz >/dev/null || { log run "backend did not come up"; exit 1; }
 log run "backend up: unix:$socket and http://127.0.0.1:9100 (pid $backend_pid)"
 
+# The URL interface and the playground read source images from the local R2 bucket.
+WRANGLER_SEND_METRICS=false node_modules/.bin/node scripts/seed-r2.mjs "$IMGBIND_CORPUS" ||
+  log run "could not seed the local R2 bucket (URL interface and playground will find no images)"
+
 cat >&2 <<MSG
 [run] starting wrangler dev on http://127.0.0.1:8787. Try, from $IMGBIND_ROOT:
   curl --data-binary @../shared/corpus/photo-4mp-twowings.jpg 'http://127.0.0.1:8787/transform?width=800&format=image/webp' -o out.webp
   curl --data-binary @../shared/corpus/photo-4mp-twowings.jpg http://127.0.0.1:8787/info
   curl -F image=@../shared/corpus/photo-4mp-twowings.jpg -F overlay=@../shared/corpus/overlay-logo-337x330.png \\
        'http://127.0.0.1:8787/composite?bottom=20&right=20&overlayWidth=200&format=image/png' -o out.png
+  curl 'http://127.0.0.1:8787/cdn-cgi/image/width=800,format=webp/composed/sunset-poster.png' -o poster.webp
+  open http://127.0.0.1:8787/playground
 [run] Ctrl-C stops wrangler and the backend.
 MSG
 
