@@ -16,6 +16,7 @@ mod info;
 mod output;
 pub mod protocol;
 mod steps;
+mod text;
 
 pub use error::{Error, ErrorCode};
 pub use info::InfoResponse;
@@ -23,4 +24,8 @@ pub use output::{OutputFormat, OutputOptions};
 pub use steps::{
     parse_colour, parse_steps, Border, CompositeMode, DrawStep, Fit, Flip, Gravity, GravityMode,
     Repeat, Rgba, Rotate, Segment, Step, TransformStep, Trim, TrimBorder,
+};
+pub use text::{
+    parse_text_source, TextSource, DEFAULT_TEXT_COLOR, DEFAULT_TEXT_SIZE, MAX_TEXT_SIZE,
+    MIN_TEXT_SIZE,
 };
