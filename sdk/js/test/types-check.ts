@@ -26,3 +26,13 @@ export async function example(stream: ReadableStream<Uint8Array>): Promise<Respo
   }
   return result.response({ headers: { 'cache-control': 'max-age=60' } });
 }
+
+// Beyond Cloudflare's ReadableStream: buffers, any ArrayBufferView, Blob and bodies are inputs too.
+export async function otherInputs(buffer: ArrayBuffer, view: Uint16Array, data: DataView, blob: Blob, response: Response) {
+  const sdk = createImages('http://127.0.0.1:9999');
+  await sdk.info(buffer);
+  await sdk.input(view).draw(sdk.input(data), { top: 0 }).draw(blob).output({ format: 'image/png' });
+  await sdk.input(response).output({ format: 'image/webp' });
+  // @ts-expect-error a string is not image bytes
+  sdk.input('not bytes');
+}
