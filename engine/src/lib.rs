@@ -28,7 +28,7 @@ mod limits;
 mod raster;
 mod resize;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rotate, Step, TransformStep};
 
@@ -70,9 +70,47 @@ pub struct Encoded {
     pub height: u32,
 }
 
+/// Where one job's time went (the server's metrics and logs). Filled as far as the job got: a job
+/// that fails while decoding has zero `transform` and `encode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timings {
+    /// Reading headers and decoding every source.
+    pub decode: Duration,
+    /// Applying the steps (transforms and draws).
+    pub transform: Duration,
+    /// Encoding the result.
+    pub encode: Duration,
+}
+
+/// Adds the time until it is dropped to one [`Timings`] field, on every exit path.
+struct PhaseTimer<'a> {
+    slot: &'a mut Duration,
+    started: Instant,
+}
+
+impl PhaseTimer<'_> {
+    fn start(slot: &mut Duration) -> PhaseTimer<'_> {
+        PhaseTimer {
+            slot,
+            started: Instant::now(),
+        }
+    }
+}
+
+impl Drop for PhaseTimer<'_> {
+    fn drop(&mut self) {
+        *self.slot += self.started.elapsed();
+    }
+}
+
 /// Runs one job. CPU-bound and synchronous: call it from a blocking thread. Never panics on bad
 /// input; every failure is a coded [`Error`].
 pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
+    run_timed(job, limits, &mut Timings::default())
+}
+
+/// [`run`], also adding the time spent decoding, applying steps and encoding to `timings`.
+pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Encoded, Error> {
     let clock = Clock::start(limits);
 
     // 1. Limits that need no decoding.
@@ -110,6 +148,7 @@ pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
     }
 
     // 2. Decode every source, upright, shrunk on load where the first step allows.
+    let decoding = PhaseTimer::start(&mut timings.decode);
     let mut images: Vec<Option<Raster>> = Vec::with_capacity(job.sources.len());
     for (index, source) in job.sources.iter().enumerate() {
         let bytes = match source {
@@ -135,7 +174,10 @@ pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
         return Err(Error::invalid("the request has no image"));
     }
 
+    drop(decoding);
+
     // 3. Steps, in call order.
+    let transforming = PhaseTimer::start(&mut timings.transform);
     for (i, step) in job.steps.iter().enumerate() {
         clock.check()?;
         match step {
@@ -151,7 +193,10 @@ pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
         }
     }
 
+    drop(transforming);
+
     // 4. Encode the canvas.
+    let _encoding = PhaseTimer::start(&mut timings.encode);
     let canvas = take(&mut images, 0, job.steps.len())?;
     clock.check()?;
     let encoded = encode::encode(canvas, &job.output)?;
@@ -285,6 +330,38 @@ mod tests {
         assert_eq!(
             hint(r#"[{"imageIndex":0,"width":9000,"fit":"contain"}]"#, 1),
             1.0
+        );
+    }
+
+    #[test]
+    fn run_timed_reports_the_phases_the_job_reached() {
+        let limits = Limits::default();
+        let src = Raster::filled(64, 40, false, imgbind_wire::Rgba::BLACK, &limits).unwrap();
+        let png = encode::encode(src, &OutputOptions::new(OutputFormat::Png))
+            .unwrap()
+            .bytes;
+        let job = |bytes: Vec<u8>| Job {
+            sources: vec![Source::Image(bytes.into())],
+            steps: parse_steps(r#"[{"imageIndex":0,"width":32}]"#, 1).unwrap(),
+            output: OutputOptions::new(OutputFormat::Png),
+        };
+        let mut timings = Timings::default();
+        let started = Instant::now();
+        let encoded = run_timed(job(png), &limits, &mut timings).unwrap();
+        let wall = started.elapsed();
+        assert_eq!((encoded.width, encoded.height), (32, 20));
+        assert!(timings.decode > Duration::ZERO, "{timings:?}");
+        assert!(timings.transform > Duration::ZERO, "{timings:?}");
+        assert!(timings.encode > Duration::ZERO, "{timings:?}");
+        assert!(timings.decode + timings.transform + timings.encode <= wall);
+
+        // Not an image: the job ends while decoding; later phases stay zero.
+        let mut timings = Timings::default();
+        let error = run_timed(job(vec![0; 64]), &limits, &mut timings).unwrap_err();
+        assert_eq!(error.code(), ErrorCode::NotAnImage);
+        assert_eq!(
+            (timings.transform, timings.encode),
+            (Duration::ZERO, Duration::ZERO)
         );
     }
 
