@@ -76,6 +76,12 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_QUEUE", value_name = "N", default_value_t = 8)]
     pub queue: usize,
 
+    /// Directory of font files a text source may name in `font.url` (`{url: "Inter-Bold.ttf"}`;
+    /// subdirectories allowed, nothing outside it). Without it only the bundled font
+    /// (`DejaVuSans.ttf`) and `data:` URLs work. Fonts are never fetched over the network.
+    #[arg(long, env = "IMGBIND_FONT_DIR", value_name = "DIR", value_parser = parse_font_dir)]
+    pub font_dir: Option<PathBuf>,
+
     /// Time allowed for a client to send the request head, in seconds.
     #[arg(
         long,
@@ -185,6 +191,7 @@ impl ServeArgs {
         let limits = Limits {
             max_input_bytes: self.max_input_bytes,
             deadline: Duration::from_millis(self.deadline_ms),
+            font_dir: self.font_dir,
             max_frames: self.max_frames,
             max_animation_pixels: self.max_animation_pixels,
             ..Limits::default()
@@ -202,6 +209,16 @@ impl ServeArgs {
             drain_timeout: Duration::from_secs(self.drain_timeout_secs),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
         }
+    }
+}
+
+/// `--font-dir`: must be an existing directory (checked at startup, not at the first text request).
+fn parse_font_dir(value: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(value);
+    if path.is_dir() {
+        Ok(path)
+    } else {
+        Err(format!("{value} is not a directory"))
     }
 }
 

@@ -22,11 +22,13 @@ mod composite;
 mod decode;
 mod encode;
 mod filters;
+mod fonts;
 mod geometry;
 mod info;
 mod limits;
 mod raster;
 mod resize;
+mod text;
 
 use std::time::{Duration, Instant};
 
@@ -53,7 +55,7 @@ pub struct Job {
 pub enum Source {
     /// Encoded image bytes (`image` / `draw_image` part).
     Image(bytes::Bytes),
-    /// Raw JSON of a `text_input` / `draw_text` part (not rendered yet: 9520).
+    /// Raw JSON of a `text_input` / `draw_text` part, rendered by `text.rs`.
     Text(String),
 }
 
@@ -153,11 +155,11 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
     for (index, source) in job.sources.iter().enumerate() {
         let bytes = match source {
             Source::Image(bytes) => bytes,
-            Source::Text(_) => {
-                return Err(Error::new(
-                    ErrorCode::UnsupportedFormat,
-                    "text rendering is not supported yet",
-                ))
+            Source::Text(json) => {
+                // Rendered to an RGBA image here, then treated like any decoded source.
+                images.push(Some(text::render(json, index, limits)?));
+                clock.check()?;
+                continue;
             }
         };
         let header = decode::read_header(bytes)?;

@@ -1,5 +1,6 @@
 //! Resource limits: one typed struct, checked from headers before any pixel buffer exists.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use imgbind_wire::{Error, ErrorCode};
@@ -28,6 +29,14 @@ pub struct Limits {
     pub max_output_pixels: u64,
     /// Wall-clock budget for one job, checked between steps. Default 6.5 s (Cloudflare's). Exceeding it is 9529.
     pub deadline: Duration,
+    /// Characters (Unicode scalar values) of one text source. Default 10 000. Exceeding it is 9401.
+    pub max_text_chars: u32,
+    /// Bytes of one font file (a `data:` URL's decoded bytes or a file in `font_dir`). Default
+    /// 32 MiB (large CJK fonts are ~20 MB). Exceeding it is 9402.
+    pub max_font_bytes: u64,
+    /// The directory whose font files a text source may name in `font.url` (`--font-dir`). Default
+    /// none: only the bundled font and `data:` URLs. Not a cost, but what a request may read.
+    pub font_dir: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -41,6 +50,9 @@ impl Default for Limits {
             max_draw_layers: 100,
             max_output_pixels: 100_000_000,
             deadline: Duration::from_millis(6_500),
+            max_text_chars: 10_000,
+            max_font_bytes: 32 * 1024 * 1024,
+            font_dir: None,
         }
     }
 }
@@ -58,6 +70,9 @@ impl Limits {
             max_draw_layers: u32::MAX,
             max_output_pixels: u64::MAX,
             deadline: Duration::MAX,
+            max_text_chars: u32::MAX,
+            max_font_bytes: u64::MAX,
+            font_dir: None,
         }
     }
 
