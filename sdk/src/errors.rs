@@ -55,6 +55,16 @@ impl ImagesError {
         )
     }
 
+    /// The code as one of the documented [`ErrorCode`]s, if it is one.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        u16::try_from(self.code).ok().and_then(ErrorCode::from_u16)
+    }
+
+    /// The HTTP status the backend uses for this code; 500 for a code it does not document.
+    pub fn http_status(&self) -> u16 {
+        self.error_code().map_or(500, ErrorCode::http_status)
+    }
+
     /// 9525: a transformer was output or drawn a second time (Cloudflare's exact message).
     pub fn consumed() -> Self {
         ImagesError::client(
@@ -184,6 +194,19 @@ mod tests {
             f.into_error(Operation::Transform, "  boom \n"),
             ImagesError::new(9523, "Unexpected error response 500: boom")
         );
+    }
+
+    #[test]
+    fn statuses_follow_the_backends_table() {
+        assert_eq!(ImagesError::new(9412, "x").http_status(), 415);
+        assert_eq!(ImagesError::new(9401, "x").http_status(), 400);
+        assert_eq!(
+            ImagesError::new(9523, "x").error_code(),
+            Some(ErrorCode::Internal)
+        );
+        assert_eq!(ImagesError::new(123, "x").error_code(), None);
+        assert_eq!(ImagesError::new(123, "x").http_status(), 500);
+        assert_eq!(ImagesError::new(u32::MAX, "x").http_status(), 500);
     }
 
     #[test]

@@ -13,7 +13,7 @@
 //! --B--\r\n
 //! ```
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Serialize;
 
 use crate::builder::Op;
 
@@ -170,49 +170,53 @@ impl OutputFields {
 }
 
 /// The `transforms` JSON for ops whose options serialise to JSON objects (Rust callers).
-/// Index keys come first, then the options' own keys, like Cloudflare's `{imageIndex, ...t}`.
+/// Index keys come first, then the options' own keys in their order (a struct's declaration
+/// order), like Cloudflare's `{imageIndex, ...t}`. Options that are not an object or null/unit
+/// are an error.
 pub fn ops_json<O: Serialize>(ops: &[Op<O>]) -> serde_json::Result<String> {
-    serde_json::to_string(&ops.iter().map(OpJson).collect::<Vec<_>>())
+    serde_json::to_string(&ops.iter().map(OpJson::from).collect::<Vec<_>>())
 }
 
-struct OpJson<'a, O>(&'a Op<O>);
+/// One op as JSON: the options are flattened after the indices, in their own order.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum OpJson<'a, O> {
+    Transform {
+        #[serde(rename = "imageIndex")]
+        image_index: usize,
+        #[serde(flatten)]
+        options: &'a O,
+    },
+    Draw {
+        #[serde(rename = "drawImageIndex")]
+        draw_image_index: usize,
+        #[serde(rename = "targetImageIndex")]
+        target_image_index: usize,
+        #[serde(flatten)]
+        options: &'a O,
+    },
+}
 
-impl<O: Serialize> Serialize for OpJson<'_, O> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(None)?;
-        let options = match self.0 {
+impl<'a, O> From<&'a Op<O>> for OpJson<'a, O> {
+    fn from(op: &'a Op<O>) -> Self {
+        match op {
             Op::Transform {
                 image_index,
                 options,
-            } => {
-                map.serialize_entry("imageIndex", image_index)?;
-                options
-            }
+            } => OpJson::Transform {
+                image_index: *image_index,
+                options,
+            },
             Op::Draw {
                 draw_image_index,
                 target_image_index,
                 options,
-            } => {
-                map.serialize_entry("drawImageIndex", draw_image_index)?;
-                map.serialize_entry("targetImageIndex", target_image_index)?;
-                options
-            }
-        };
-        // Spread the options' members after the indices.
-        match serde_json::to_value(options).map_err(serde::ser::Error::custom)? {
-            serde_json::Value::Object(members) => {
-                for (k, v) in members {
-                    map.serialize_entry(&k, &v)?;
-                }
-            }
-            serde_json::Value::Null => {}
-            other => {
-                return Err(serde::ser::Error::custom(format!(
-                    "step options must be an object, not {other}"
-                )))
-            }
+            } => OpJson::Draw {
+                draw_image_index: *draw_image_index,
+                target_image_index: *target_image_index,
+                options,
+            },
         }
-        map.end()
     }
 }
 
@@ -310,6 +314,37 @@ mod tests {
             format!("--{B}\r\n--{B}--\r\n").into_bytes(),
             "no entries"
         );
+    }
+
+    #[test]
+    fn op_options_keep_their_order_and_must_be_objects() {
+        #[derive(Serialize)]
+        struct Later {
+            zebra: u8,
+            apple: u8,
+        }
+        let ops = [Op::Transform {
+            image_index: 2,
+            options: Later { zebra: 1, apple: 2 },
+        }];
+        assert_eq!(
+            ops_json(&ops).unwrap(),
+            r#"[{"imageIndex":2,"zebra":1,"apple":2}]"#
+        );
+        let unit = [Op::Draw {
+            draw_image_index: 1,
+            target_image_index: 0,
+            options: (),
+        }];
+        assert_eq!(
+            ops_json(&unit).unwrap(),
+            r#"[{"drawImageIndex":1,"targetImageIndex":0}]"#
+        );
+        let number = [Op::Transform {
+            image_index: 0,
+            options: 5,
+        }];
+        assert!(ops_json(&number).is_err());
     }
 
     #[test]

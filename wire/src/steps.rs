@@ -8,7 +8,7 @@
 //! Parsing is strict: unknown keys, wrong types and out-of-range values are 9401 errors naming the
 //! step and the field, never silently ignored.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use crate::Error;
@@ -68,7 +68,7 @@ pub enum Step {
 }
 
 /// `fit`: how `width`/`height` are applied.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fit {
     /// Fit inside the box, never enlarging (the default).
@@ -86,7 +86,7 @@ pub enum Fit {
 }
 
 /// `flip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum Flip {
     /// Mirror left-right.
     #[serde(rename = "h")]
@@ -113,7 +113,7 @@ pub enum Rotate {
 }
 
 /// How a `{x, y}` gravity point is interpreted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GravityMode {
     /// The point splits the cropped-away remainder (0.5 = centre).
@@ -198,7 +198,7 @@ pub struct Trim {
 }
 
 /// `segment`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Segment {
     /// Keep the foreground, make the background transparent.
@@ -258,7 +258,7 @@ pub enum Repeat {
 }
 
 /// Porter-Duff compositing mode of a draw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum CompositeMode {
     /// Source over destination (default).
@@ -297,6 +297,37 @@ pub struct DrawStep {
     pub bottom: Option<i64>,
     /// Offset from the right edge (px).
     pub right: Option<i64>,
+}
+
+impl Rotate {
+    /// The angle in clockwise degrees, as the `rotate` option gives it.
+    pub const fn degrees(self) -> u16 {
+        match self {
+            Rotate::R0 => 0,
+            Rotate::R90 => 90,
+            Rotate::R180 => 180,
+            Rotate::R270 => 270,
+        }
+    }
+}
+
+/// As the option is written: a number of degrees.
+impl Serialize for Rotate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u16(self.degrees())
+    }
+}
+
+/// As the option is written: `false`, `true`, `"x"` or `"y"`.
+impl Serialize for Repeat {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Repeat::No => serializer.serialize_bool(false),
+            Repeat::Both => serializer.serialize_bool(true),
+            Repeat::X => serializer.serialize_str("x"),
+            Repeat::Y => serializer.serialize_str("y"),
+        }
+    }
 }
 
 /// Largest value accepted for any pixel size or offset in an option; real limits (pixels, sides)
