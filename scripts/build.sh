@@ -3,7 +3,8 @@
 # target/release/imgbind, and the SDK's wasm + JS into sdk/dist/.
 #
 #   scripts/build.sh               the backend binary only (what run.sh needs)
-#   scripts/build.sh --with-tests  also every native test target (what test.sh needs)
+#   scripts/build.sh --with-tests  also every native test target and the Rust example Worker
+#                                  (what test.sh needs)
 #
 # Why --with-tests: dev-dependencies add features to shared crates (tokio, hyper, image), and cargo
 # builds a crate once per feature set. Building the binary and the tests in one invocation unifies
@@ -27,5 +28,10 @@ if [[ -x scripts/build-sdk.sh ]]; then
 else
   log build "scripts/build-sdk.sh is missing: the SDK (sdk/dist/) is not built"
   exit 1
+fi
+# The Rust example Worker (tests/rust-worker.test.js runs its worker-build output).
+if [[ "${1:-}" == --with-tests ]]; then
+  log build "scripts/build-rust-worker.sh"
+  scripts/build-rust-worker.sh
 fi
 log build "ok"

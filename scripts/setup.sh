@@ -44,6 +44,15 @@ else
   log setup "Cargo.lock has no wasm-bindgen yet; skipping wasm-bindgen-cli"
 fi
 
+# --- worker-build: builds the Rust example Worker (worker-example/rust/) -----------------------
+# Pinned to the `worker` crate's line (0.8). scripts/build-rust-worker.sh points it at the
+# wasm-bindgen above and npm's wasm-opt and esbuild, so it never downloads tools itself.
+wanted_worker_build=0.8.7
+if [[ "$(worker-build --version 2>/dev/null || true)" != "$wanted_worker_build" ]]; then
+  log setup "cargo install worker-build --version $wanted_worker_build --locked"
+  cargo install worker-build --version "$wanted_worker_build" --locked
+fi
+
 # --- npm devDependencies -----------------------------------------------------------------------
 # `npm ci` wipes node_modules, so run it only when package-lock.json changed since the last one.
 stamp="node_modules/.imgbind-setup-lock.sha256"

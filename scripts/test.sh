@@ -55,6 +55,7 @@ step build scripts/build.sh --with-tests || { summary; exit 1; }
 step "cargo fmt" cargo fmt --all --check || true
 step "clippy (native)" cargo clippy --release --workspace --exclude imgbind-sdk --all-targets -- -D warnings || true
 step "clippy (sdk, wasm32)" cargo clippy --release -p imgbind-sdk --target wasm32-unknown-unknown --all-targets -- -D warnings || true
+step "rust worker (fmt, clippy)" scripts/build-rust-worker.sh --lint || true
 step "cargo test" cargo test --release --workspace --exclude imgbind-sdk || true
 if [[ -x scripts/test-sdk.sh ]]; then
   step "sdk tests" scripts/test-sdk.sh || true
