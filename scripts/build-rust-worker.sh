@@ -6,7 +6,9 @@
 # Compiles into the shared target/ so the SDK's wasm dependencies are built once.
 # Also the `[build] command` of worker-example/rust/wrangler.toml.
 #
-#   scripts/build-rust-worker.sh          build
+#   scripts/build-rust-worker.sh          build, unless build/ is newer than every input (the
+#                                         Worker's and the SDK's sources, manifests and lock file)
+#   scripts/build-rust-worker.sh --force  build anyway
 #   scripts/build-rust-worker.sh --lint   rustfmt --check and clippy -D warnings on wasm32: the
 #                                         Worker crate (its own workspace, so `cargo fmt --all` and
 #                                         the root clippy runs do not see it) and the SDK's Rust API
@@ -18,8 +20,10 @@ cd "$IMGBIND_ROOT"
 crate=worker-example/rust
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IMGBIND_ROOT/target}"
 
+force=0
 case "${1:-}" in
   "") ;;
+  --force) force=1 ;;
   --lint)
     (cd "$crate" && cargo fmt --check)
     (cd "$crate" && cargo clippy --release --target wasm32-unknown-unknown --all-targets -- -D warnings)
@@ -27,8 +31,17 @@ case "${1:-}" in
     log build-rust-worker "lint ok"
     exit 0
     ;;
-  *) log build-rust-worker "usage: scripts/build-rust-worker.sh [--lint]"; exit 2 ;;
+  *) log build-rust-worker "usage: scripts/build-rust-worker.sh [--force|--lint]"; exit 2 ;;
 esac
+
+# Up to date? (wrangler dev runs this as its build command on every start.)
+out="$crate/build/index_bg.wasm"
+if ((!force)) && [[ -f "$out" && -f "$crate/build/index.js" ]] \
+  && [[ -z "$(find "$crate/src" "$crate/Cargo.toml" "$crate/Cargo.lock" sdk/src sdk/Cargo.toml \
+    wire/src wire/Cargo.toml -newer "$out" -print -quit)" ]]; then
+  log build-rust-worker "$crate/build is up to date"
+  exit 0
+fi
 WORKER_BUILD_VERSION=0.8.7 # as in scripts/setup.sh; must match the worker crate's 0.8 line
 if [[ "$(worker-build --version 2>/dev/null || true)" != "$WORKER_BUILD_VERSION" ]]; then
   log build-rust-worker "worker-build $WORKER_BUILD_VERSION is not installed: run scripts/setup.sh"

@@ -1,18 +1,22 @@
 // The Rust example Worker (worker-example/rust/, imgbind-sdk's Rust API on the `worker` crate),
 // built by worker-build into worker-example/rust/build/ (scripts/build-rust-worker.sh, run by
-// `scripts/build.sh --with-tests`), run in Miniflare (workerd) with its IMAGES_BACKEND service
-// binding on the imgbind backend's Unix socket. Answers are decoded in full by sharp.
+// `scripts/build.sh --with-tests`):
+// 1. run in Miniflare (workerd) with its IMAGES_BACKEND service binding on the imgbind backend's
+//    Unix socket — the whole API surface; answers are decoded in full by sharp;
+// 2. run by `wrangler dev --local` in its folder (as `npm run dev:rust-worker`; the build command
+//    finds the build up to date) against a backend on TCP through IMGBIND_URL.
 
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { createServer } from "node:net";
 import { extname, join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Miniflare } from "miniflare";
 import sharp from "sharp";
 import { post } from "./support/http.js";
 import { closeTo, imageHeader, isComplete, solidPng } from "./support/images.js";
-import { REPO_ROOT, corpusFile } from "./support/paths.js";
-import { startBackend } from "./support/processes.js";
+import { BACKEND_BIN, REPO_ROOT, WRANGLER_JS, corpusFile } from "./support/paths.js";
+import { Child, startBackend, waitFor } from "./support/processes.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 const CRATE_DIR = join(REPO_ROOT, "worker-example/rust");
@@ -213,5 +217,71 @@ describe("Rust example Worker (worker-build output in Miniflare) against the img
     const usage = await fetch(origin + "/");
     assert.equal(usage.status, 200);
     assert.match(await usage.text(), /imgbind example Worker \(Rust\)/);
+  });
+});
+
+/** A port nobody listens on right now. */
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe("Rust example Worker under wrangler dev, backend over TCP (IMGBIND_URL)", () => {
+  let backend;
+  let wrangler;
+  let origin;
+
+  before(async () => {
+    buildManifest(); // fails early, with the hint, when the build is missing or stale
+    const backendPort = await freePort();
+    backend = new Child("imgbind backend (tcp)", BACKEND_BIN, ["serve", "--listen", `127.0.0.1:${backendPort}`], {
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    });
+    await waitFor("backend", async () => (await fetch(`http://127.0.0.1:${backendPort}/healthz`)).status === 200, {
+      child: backend,
+    });
+    const port = await freePort();
+    wrangler = new Child(
+      "wrangler dev",
+      process.execPath,
+      [
+        WRANGLER_JS, "dev", "--local", "--ip", "127.0.0.1", "--port", String(port),
+        "--var", `IMGBIND_URL:http://127.0.0.1:${backendPort}`,
+      ],
+      {
+        cwd: CRATE_DIR, // as `npm run dev:rust-worker`: the build command is relative to it
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: "true" },
+      },
+    );
+    origin = `http://127.0.0.1:${port}`;
+    await waitFor("wrangler dev", async () => (await fetch(origin + "/")).status === 200, {
+      child: wrangler,
+      timeoutMs: 90_000,
+    });
+    assert.match(wrangler.output, /build-rust-worker\] worker-example\/rust\/build is up to date/, "the build command ran");
+  });
+
+  after(async () => {
+    await wrangler?.stop(10_000);
+    await backend?.stop();
+  });
+
+  test("POST /transform and /info through wrangler dev", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const photo = corpusFile("photo-4mp-twowings.jpg");
+    const answer = await post(origin + "/transform?width=320&format=image/jpeg", photo);
+    assert.equal(answer.status, 200, `${answer.bytes.subarray(0, 300)}\n${wrangler.describe()}`);
+    assert.equal(answer.headers["content-type"], "image/jpeg");
+    assert.deepEqual(imageHeader(answer.bytes), { format: "image/jpeg", width: 320, height: 200 });
+    const { info } = await sharp(answer.bytes).raw().toBuffer({ resolveWithObject: true });
+    assert.deepEqual([info.width, info.height], [320, 200]);
+    const meta = await post(origin + "/info", photo);
+    assert.equal(meta.status, 200);
+    assert.deepEqual(JSON.parse(meta.bytes), { format: "image/jpeg", fileSize: photo.length, width: 2560, height: 1600 });
+    const bad = await post(origin + "/info", Buffer.from("not an image"));
+    assert.equal(bad.status, 415);
+    assert.equal(JSON.parse(bad.bytes).error.code, 9412);
   });
 });
