@@ -52,6 +52,13 @@ impl Rgba {
 
 /// Parses any CSS colour (`#rgb`, `#rrggbbaa`, `rgb()`, `rgba()`, `hsl()`, names, …).
 pub fn parse_colour(value: &str) -> Result<Rgba, Error> {
+    // CSS colours are ASCII; csscolorparser 0.7 panics slicing some non-ASCII input, e.g. inside
+    // an `hsl()` angle (found by fuzz/options, kept in fuzz/regressions/options/).
+    if !value.is_ascii() {
+        return Err(Error::invalid(format!(
+            "{value:?} is not a CSS colour: it is not ASCII"
+        )));
+    }
     let c = csscolorparser::parse(value)
         .map_err(|e| Error::invalid(format!("{value:?} is not a CSS colour: {e}")))?;
     let [r, g, b, a] = c.to_rgba8();
