@@ -25,4 +25,5 @@ mod server;
 
 pub use config::{Cli, Command, Config, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};
 pub use jobs::{Engine, PixelEngine};
+pub use receive::parse_transform_request;
 pub use server::{shutdown_signal, Server};

@@ -5,18 +5,33 @@
 //! `output_format`, then optional `output_quality`, `background`, `anim` in that order.
 //! `/info`: one `image` part. A part may or may not carry a filename. Any other name, a repeated
 //! or out-of-order part, or malformed multipart is 9401; more content than allowed is 9402.
+//!
+//! The whole body (part content plus framing) is capped at `max_input_bytes` + [`FRAMING_ALLOWANCE`]
+//! and each part's headers at [`MAX_PART_HEADER_BYTES`]: multer buffers a part's headers until
+//! their blank line, so without the cap one endless header line would be held in memory.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, Stream};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
 use hyper::HeaderMap;
-use imgbind_engine::Source;
+use imgbind_engine::{Job, Source};
 use imgbind_wire::protocol::{
     PART_ANIM, PART_BACKGROUND, PART_DRAW_IMAGE, PART_DRAW_TEXT, PART_IMAGE, PART_OUTPUT_FORMAT,
     PART_OUTPUT_QUALITY, PART_TEXT_INPUT, PART_TRANSFORMS,
 };
-use imgbind_wire::{Error, ErrorCode};
+use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
+
+/// Bytes a request body may hold beyond `max_input_bytes` for boundaries and part headers.
+pub(crate) const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
+
+/// Bytes of header names and values one part may carry (workerd sends one ~80-byte line).
+pub(crate) const MAX_PART_HEADER_BYTES: usize = 8 * 1024;
 
 /// The parts of a `/transform` request, as received (not yet validated).
 #[derive(Debug, Default)]
@@ -33,6 +48,43 @@ pub(crate) struct TransformParts {
     pub(crate) background: Option<String>,
     /// `anim`.
     pub(crate) anim: Option<String>,
+}
+
+impl TransformParts {
+    /// Validates the op list against the number of images, and the output options (9401).
+    pub(crate) fn into_job(self) -> Result<Job, Error> {
+        let transforms = self
+            .transforms
+            .as_deref()
+            .ok_or_else(|| Error::invalid("the request has no \"transforms\" part"))?;
+        let steps = parse_steps(transforms, self.sources.len())?;
+        let output = OutputOptions::from_fields(
+            self.output_format.as_deref(),
+            self.output_quality.as_deref(),
+            self.background.as_deref(),
+            self.anim.as_deref(),
+        )?;
+        Ok(Job {
+            sources: self.sources,
+            steps,
+            output,
+        })
+    }
+}
+
+/// Parses a whole `/transform` body held in memory (given as the chunks it arrived in) into a
+/// validated job: the same receive and validation path the server runs, without a socket. Used by
+/// the fuzz targets and tests.
+pub fn parse_transform_request(
+    content_type: &str,
+    chunks: Vec<Bytes>,
+    max_input_bytes: u64,
+) -> Result<Job, Error> {
+    let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
+    let received = transform_parts_from(content_type, stream, max_input_bytes)
+        .now_or_never()
+        .expect("an in-memory body never waits");
+    received?.into_job()
 }
 
 /// Where a part name may appear: parts must come in increasing rank; only draws may repeat.
@@ -55,7 +107,20 @@ pub(crate) async fn transform_parts(
     body: &mut Incoming,
     max_input_bytes: u64,
 ) -> Result<TransformParts, Error> {
-    let mut reader = PartReader::new(headers, body, max_input_bytes)?;
+    let stream = BodyDataStream::new(body);
+    transform_parts_from(content_type(headers), stream, max_input_bytes).await
+}
+
+async fn transform_parts_from<'body, S, E>(
+    content_type: &str,
+    body: S,
+    max_input_bytes: u64,
+) -> Result<TransformParts, Error>
+where
+    S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'body,
+    E: Into<Box<dyn std::error::Error + Send + Sync>> + 'body,
+{
+    let mut reader = PartReader::new(content_type, body, max_input_bytes)?;
     let mut parts = TransformParts::default();
     let mut last_rank = None;
     while let Some(mut field) = reader.next_part().await? {
@@ -105,7 +170,8 @@ pub(crate) async fn info_image(
     body: &mut Incoming,
     max_input_bytes: u64,
 ) -> Result<Bytes, Error> {
-    let mut reader = PartReader::new(headers, body, max_input_bytes)?;
+    let stream = BodyDataStream::new(body);
+    let mut reader = PartReader::new(content_type(headers), stream, max_input_bytes)?;
     let mut image = None;
     while let Some(mut field) = reader.next_part().await? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -126,30 +192,57 @@ struct PartReader<'body> {
     max_input_bytes: u64,
 }
 
+fn content_type(headers: &HeaderMap) -> &str {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 impl<'body> PartReader<'body> {
-    fn new(
-        headers: &HeaderMap,
-        body: &'body mut Incoming,
-        max_input_bytes: u64,
-    ) -> Result<Self, Error> {
-        let content_type = headers
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+    fn new<S, E>(content_type: &str, body: S, max_input_bytes: u64) -> Result<Self, Error>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'body,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'body,
+    {
         let boundary = multer::parse_boundary(content_type).map_err(|e| {
             Error::invalid(format!(
                 "content-type must be multipart/form-data with a boundary: {e}"
             ))
         })?;
         Ok(PartReader {
-            multipart: multer::Multipart::new(BodyDataStream::new(body), boundary),
+            multipart: multer::Multipart::new(
+                CappedBody {
+                    inner: body,
+                    received: 0,
+                    cap: max_input_bytes.saturating_add(FRAMING_ALLOWANCE),
+                },
+                boundary,
+            ),
             received: 0,
             max_input_bytes,
         })
     }
 
     async fn next_part(&mut self) -> Result<Option<multer::Field<'body>>, Error> {
-        self.multipart.next_field().await.map_err(multipart_error)
+        let field = self
+            .multipart
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(e, self.max_input_bytes))?;
+        if let Some(field) = &field {
+            let header_bytes: usize = field
+                .headers()
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .sum();
+            if header_bytes > MAX_PART_HEADER_BYTES {
+                return Err(Error::invalid(format!(
+                    "a part's headers are {header_bytes} bytes; at most {MAX_PART_HEADER_BYTES} are allowed"
+                )));
+            }
+        }
+        Ok(field)
     }
 
     /// Reads one part's content, failing with 9402 as soon as the running total passes the limit.
@@ -159,7 +252,11 @@ impl<'body> PartReader<'body> {
         name: &str,
     ) -> Result<Bytes, Error> {
         let mut content = BytesMut::new();
-        while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+        while let Some(chunk) = field
+            .chunk()
+            .await
+            .map_err(|e| multipart_error(e, self.max_input_bytes))?
+        {
             self.received += chunk.len() as u64;
             if self.received > self.max_input_bytes {
                 return Err(Error::new(
@@ -181,10 +278,63 @@ fn utf8(name: &str, content: Bytes) -> Result<String, Error> {
         .map_err(|_| Error::invalid(format!("part {name:?} is not UTF-8 text")))
 }
 
-/// Body read failures (client gone, bad chunking) are 9402 "connection interrupted"; everything
-/// else multer reports is a malformed request, 9401.
-fn multipart_error(error: multer::Error) -> Error {
+/// The request body, failing once more than `cap` bytes have arrived. multer holds a part's headers
+/// until their end, so this is what bounds memory for a body that is all header.
+struct CappedBody<S> {
+    inner: S,
+    received: u64,
+    cap: u64,
+}
+
+/// The error [`CappedBody`] fails with.
+#[derive(Debug)]
+struct BodyTooLarge;
+
+impl std::fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("request body too large")
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
+impl<S, E> Stream for CappedBody<S>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.received > self.cap {
+            return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+        }
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.received += chunk.len() as u64;
+                if self.received > self.cap {
+                    Poll::Ready(Some(Err(Box::new(BodyTooLarge))))
+                } else {
+                    Poll::Ready(Some(Ok(chunk)))
+                }
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Body read failures (client gone, bad chunking) are 9402 "connection interrupted", as is a body
+/// past its cap; everything else multer reports is a malformed request, 9401.
+fn multipart_error(error: multer::Error, max_input_bytes: u64) -> Error {
     match error {
+        multer::Error::StreamReadFailed(cause) if cause.is::<BodyTooLarge>() => Error::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the request body is larger than {max_input_bytes} bytes of input plus {FRAMING_ALLOWANCE} of multipart framing"
+            ),
+        ),
         multer::Error::StreamReadFailed(cause) => Error::new(
             ErrorCode::TooLarge,
             format!("the request body could not be read: {cause}"),
