@@ -1,12 +1,13 @@
 //! Sniff the format, read the size from the header, decode (JPEG with DCT shrink-on-load), and
 //! apply the EXIF orientation so every step sees the image upright.
 //!
-//! Animated GIF and WebP inputs are decoded to their first frame (the rest of a GIF is still read,
-//! so a truncated file is an error, never a partial image).
+//! Animated GIF and WebP inputs are decoded here to their first frame, through `anim.rs`, after
+//! their frame count and frame-pixels passed the limits (the rest of a GIF is still scanned, so a
+//! truncated file is an error, never a partial image). Keeping every frame is `anim.rs`'s job.
 
 use std::io::Cursor;
 
-use image::{AnimationDecoder, DynamicImage};
+use image::DynamicImage;
 use imgbind_wire::{Error, ErrorCode};
 
 use crate::geometry;
@@ -214,8 +215,11 @@ pub(crate) fn decode(
                 .map_err(|e| corrupt("PNG", e))?;
             from_dynamic(DynamicImage::from_decoder(decoder).map_err(|e| corrupt("PNG", e))?)?
         }
-        Format::Gif => decode_gif(bytes, limits, clock)?,
-        Format::Webp => decode_webp(bytes, limits)?,
+        // Every GIF goes through the animation reader: its frames are counted (and the file
+        // checked to the end) before the first one is decoded.
+        Format::Gif => crate::anim::first_frame(bytes, header, limits, clock)?
+            .ok_or_else(|| corrupt("GIF", "no frames"))?,
+        Format::Webp => decode_webp(bytes, header, limits, clock)?,
         Format::Avif => {
             return Err(Error::new(
                 ErrorCode::UnsupportedFormat,
@@ -310,52 +314,17 @@ fn decode_jpeg(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
     Ok(raster)
 }
 
-fn decode_gif(bytes: &[u8], limits: &Limits, clock: &Clock) -> Result<Raster, Error> {
-    let decoder =
-        image::codecs::gif::GifDecoder::new(Cursor::new(bytes)).map_err(|e| corrupt("GIF", e))?;
-    let mut frames = decoder.into_frames();
-    let first = frames
-        .next()
-        .ok_or_else(|| corrupt("GIF", "no frames"))?
-        .map_err(|e| corrupt("GIF", e))?
-        .into_buffer();
-    // Read the remaining frames only to prove the file is complete and within the frame limit.
-    let mut count: u32 = 1;
-    for frame in frames {
-        frame.map_err(|e| corrupt("GIF", e))?;
-        count += 1;
-        if count > limits.max_frames {
-            return Err(Error::new(
-                ErrorCode::ProcessingLimit,
-                format!("Animation has more than {} frames", limits.max_frames),
-            ));
-        }
-        clock.check()?;
-    }
-    let (w, h) = first.dimensions();
-    Raster::from_vec(w, h, true, first.into_raw())
-}
-
-fn decode_webp(bytes: &[u8], limits: &Limits) -> Result<Raster, Error> {
+fn decode_webp(
+    bytes: &[u8],
+    header: &Header,
+    limits: &Limits,
+    clock: &Clock,
+) -> Result<Raster, Error> {
     let features =
         webp::BitstreamFeatures::new(bytes).ok_or_else(|| corrupt("WebP", "unreadable header"))?;
     if features.has_animation() {
-        let anim = webp::AnimDecoder::new(bytes)
-            .decode()
-            .map_err(|e| corrupt("WebP", e))?;
-        if anim.len() as u64 > u64::from(limits.max_frames) {
-            return Err(Error::new(
-                ErrorCode::ProcessingLimit,
-                format!("Animation has more than {} frames", limits.max_frames),
-            ));
-        }
-        let frame = anim
-            .get_frame(0)
-            .ok_or_else(|| corrupt("WebP", "no frames"))?;
-        let has_alpha = frame.get_layout().is_alpha();
-        let mut data = try_alloc(frame.get_image().len())?;
-        data.copy_from_slice(frame.get_image());
-        return Raster::from_vec(frame.width(), frame.height(), has_alpha, data);
+        return crate::anim::first_frame(bytes, header, limits, clock)?
+            .ok_or_else(|| corrupt("WebP", "no frames"));
     }
     let image = webp::Decoder::new(bytes)
         .decode()
@@ -375,7 +344,7 @@ fn from_dynamic(image: DynamicImage) -> Result<Raster, Error> {
 }
 
 /// RGBA whose alpha is 255 everywhere becomes RGB: cheaper to resize, and encoders need not flatten.
-fn drop_opaque_alpha(raster: Raster) -> Result<Raster, Error> {
+pub(crate) fn drop_opaque_alpha(raster: Raster) -> Result<Raster, Error> {
     if !raster.has_alpha || raster.data.chunks_exact(4).any(|p| p[3] != 255) {
         return Ok(raster);
     }

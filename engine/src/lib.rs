@@ -16,8 +16,9 @@
 //! documents; callers wanting the other order use two `.transform()` calls.
 //!
 //! Not supported yet (9520, never silently ignored): text sources, `segment`, AVIF and HEIC input,
-//! AVIF output. Animated inputs are reduced to their first frame.
+//! AVIF output. Animated GIF/WebP keep every frame when the output is GIF or WebP (`anim.rs`).
 
+mod anim;
 mod composite;
 mod decode;
 mod encode;
@@ -152,6 +153,7 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
     // 2. Decode every source, upright, shrunk on load where the first step allows.
     let decoding = PhaseTimer::start(&mut timings.decode);
     let mut images: Vec<Option<Raster>> = Vec::with_capacity(job.sources.len());
+    let mut animation = None;
     for (index, source) in job.sources.iter().enumerate() {
         let bytes = match source {
             Source::Image(bytes) => bytes,
@@ -167,6 +169,14 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
         let min_scale = shrink_hint(&job.steps, index, width, height);
+        if index == 0 {
+            // A canvas that keeps its frames is decoded frame by frame in step 3.
+            if let Some(frames) = anim::open(bytes, &header, &job.output, limits)? {
+                animation = Some(frames);
+                images.push(None);
+                continue;
+            }
+        }
         images.push(Some(decode::decode(
             bytes, &header, min_scale, limits, &clock,
         )?));
@@ -180,6 +190,10 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
 
     // 3. Steps, in call order.
     let transforming = PhaseTimer::start(&mut timings.transform);
+    if let Some(animation) = animation {
+        // Every frame through the canvas's steps, then an animated encode (anim.rs).
+        return anim::run(animation, images, &job.steps, &job.output, limits, &clock);
+    }
     for (i, step) in job.steps.iter().enumerate() {
         clock.check()?;
         match step {
@@ -208,9 +222,30 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
 
 /// One `.transform()` step, in the order documented at the top of this file.
 fn transform(img: Raster, step: &TransformStep, limits: &Limits) -> Result<Raster, Error> {
+    transform_resolving(img, step, limits).map(|(img, _)| img)
+}
+
+/// [`transform`], also returning the step with its pixel-dependent choices made explicit (the
+/// `trim: border` rectangle, the point an `auto`/`entropy`/`face` gravity picked), so the other
+/// frames of an animation are cut exactly like this one.
+fn transform_resolving(
+    img: Raster,
+    step: &TransformStep,
+    limits: &Limits,
+) -> Result<(Raster, TransformStep), Error> {
+    let mut resolved = step.clone();
     let mut img = img;
     if let Some(trim) = &step.trim {
         let rect = geometry::trim_rect(&img, trim)?;
+        if trim.border.is_some() {
+            resolved.trim = Some(imgbind_wire::Trim {
+                top: rect.y,
+                left: rect.x,
+                width: Some(rect.width),
+                height: Some(rect.height),
+                ..imgbind_wire::Trim::default()
+            });
+        }
         img = geometry::crop(&img, rect)?;
     }
     if let Some(flip) = step.flip {
@@ -218,6 +253,9 @@ fn transform(img: Raster, step: &TransformStep, limits: &Limits) -> Result<Raste
     }
     if let Some(rotation) = step.rotate {
         img = geometry::rotate(img, rotation, limits)?;
+    }
+    if let Some(point) = resize::resolved_gravity(&img, step) {
+        resolved.gravity = Some(point);
     }
     img = resize::apply(img, step, limits)?;
     // Whatever the decoder skipped has been accounted for by the resize.
@@ -229,7 +267,7 @@ fn transform(img: Raster, step: &TransformStep, limits: &Limits) -> Result<Raste
     if let Some(border) = &step.border {
         img = geometry::add_border(img, border, limits)?;
     }
-    Ok(img)
+    Ok((img, resolved))
 }
 
 /// How far a source may be shrunk on load (1.0 = not at all): only when the first step that

@@ -159,6 +159,35 @@ fn anchors(
     }
 }
 
+/// For the pixel-dependent gravities (`auto`, `entropy`, `face`) on a step that crops: the point
+/// they pick on `src`, as a remainder gravity giving the same crop. Animations compute it on the
+/// first frame and reuse it, so every frame is cut at the same place. `None` for other gravities
+/// and steps that do not crop.
+pub(crate) fn resolved_gravity(src: &Raster, step: &TransformStep) -> Option<Gravity> {
+    let gravity = step.gravity?;
+    if !matches!(gravity, Gravity::Auto | Gravity::Entropy | Gravity::Face) {
+        return None;
+    }
+    let (lw, lh) = src.logical_size.unwrap_or((src.width, src.height));
+    let plan = plan(
+        lw,
+        lh,
+        step.width,
+        step.height,
+        step.fit.unwrap_or(Fit::ScaleDown),
+    )?;
+    let (lwf, lhf) = (f64::from(lw), f64::from(lh));
+    if plan.crop_width >= lwf && plan.crop_height >= lhf {
+        return None;
+    }
+    let (x, y) = detail_anchor(src, plan.crop_width / lwf, plan.crop_height / lhf);
+    Some(Gravity::Point {
+        x,
+        y,
+        mode: GravityMode::Remainder,
+    })
+}
+
 /// A cheap stand-in for entropy cropping: on a ≤ 256 px luma sample, finds the window (as a fraction
 /// of each side) with the largest sum of absolute gradients, returned as remainder fractions.
 pub(crate) fn detail_anchor(src: &Raster, window_x: f64, window_y: f64) -> (f64, f64) {
