@@ -287,8 +287,9 @@ pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Resul
     let background = step.background.unwrap_or(Rgba::WHITE);
     let has_alpha = background.a != 255;
     let mut canvas = Raster::filled(cw, ch, has_alpha, background, limits)?;
-    let x = (px * f64::from(cw.saturating_sub(scaled.width))).round() as i64;
-    let y = (py * f64::from(ch.saturating_sub(scaled.height))).round() as i64;
+    // An odd remainder puts the extra pixel after the image (right/below), as libvips does.
+    let x = (px * f64::from(cw.saturating_sub(scaled.width))).floor() as i64;
+    let y = (py * f64::from(ch.saturating_sub(scaled.height))).floor() as i64;
     composite::over(&mut canvas, &scaled, x, y, 1.0);
     Ok(canvas)
 }
@@ -481,6 +482,17 @@ mod tests {
         assert_eq!((out.width, out.height), (8, 8));
         assert_eq!(out.pixel(4, 0), [255, 255, 255, 255]); // white pad above
         assert_eq!(out.pixel(4, 4)[..3], [0, 0, 0]); // the image in the middle
+        let odd = TransformStep {
+            height: Some(9),
+            ..step
+        };
+        // 7 rows to share: 3 above, 4 below.
+        let out = apply(stripe(0), &odd, &Limits::default()).unwrap();
+        assert_eq!((out.width, out.height), (8, 9));
+        assert_eq!(out.pixel(4, 2), [255, 255, 255, 255]);
+        assert_eq!(out.pixel(4, 3)[..3], [0, 0, 0]);
+        assert_eq!(out.pixel(4, 4)[..3], [0, 0, 0]);
+        assert_eq!(out.pixel(4, 5), [255, 255, 255, 255]);
     }
 
     #[test]
