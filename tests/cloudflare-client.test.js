@@ -4,15 +4,17 @@
 // wire format Cloudflare's client speaks, these pass.
 
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Child, startBackend, waitFor } from "./support/processes.js";
 import { REPO_ROOT, WORKERD_BIN, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
 import { closeTo, imageHeader, isComplete, rgbaPixel, solidPng } from "./support/images.js";
+import { IMAGE_SCENES, checkScene, sceneForm } from "./support/text-checks.js";
 
 const TEST_TIMEOUT_MS = 60_000;
+const BUNDLED_FONT = join(REPO_ROOT, "engine/fonts/DejaVuSans.ttf");
 
 /** workerd config: the test Worker on an ephemeral loopback port, IMAGES → backend socket. */
 function workerdConfig(backendSocket) {
@@ -27,7 +29,10 @@ const config :Workerd.Config = (
 );
 
 const testWorker :Workerd.Worker = (
-  modules = [(name = "worker", esModule = embed "worker.js")],
+  modules = [
+    (name = "worker", esModule = embed "worker.js"),
+    (name = "text-scenes.js", esModule = embed "text-scenes.js"),
+  ],
   compatibilityDate = "${wranglerCompatibilityDate()}",
   bindings = [
     (name = "IMAGES", wrapped = (
@@ -76,6 +81,7 @@ describe("Cloudflare's images-api client (workerd) against the imgbind backend",
     backend = await startBackend();
     dir = mkdtempSync(join(tmpdir(), "imgbind-workerd-"));
     copyFileSync(join(REPO_ROOT, "tests/fixtures/cloudflare-client-worker.js"), join(dir, "worker.js"));
+    copyFileSync(join(REPO_ROOT, "tests/fixtures/text-scenes.js"), join(dir, "text-scenes.js"));
     writeFileSync(join(dir, "config.capnp"), workerdConfig(backend.socket));
     workerd = await startWorkerd(dir);
     origin = `http://127.0.0.1:${workerd.port}`;
@@ -199,5 +205,21 @@ describe("Cloudflare's images-api client (workerd) against the imgbind backend",
         `${query}: message ${JSON.stringify(error.message)}`,
       );
     }
+  });
+  for (const scene of IMAGE_SCENES) {
+    test(`text(): scene ${scene} (pixels checked)`, { timeout: TEST_TIMEOUT_MS }, async () => {
+      const { response, bytes } = await post(`/text?scene=${scene}`, sceneForm(readFileSync(BUNDLED_FONT)));
+      assert.equal(response.status, 200, failureDetails(response, bytes));
+      assert.equal(response.headers.get("content-type"), "image/png");
+      await checkScene(scene, bytes);
+    });
+  }
+
+  test("text() with an http(s) font URL surfaces as ImagesError 9401", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const { response, bytes } = await post("/text?scene=remote-font", sceneForm(readFileSync(BUNDLED_FONT)));
+    assert.equal(response.status, 599, `the binding threw: ${bytes.subarray(0, 200)}`);
+    const error = JSON.parse(bytes);
+    assert.equal(error.code, 9401, JSON.stringify(error));
+    assert.match(error.message, /^IMAGES_TRANSFORM_ERROR 9401: .*does not fetch fonts/);
   });
 });

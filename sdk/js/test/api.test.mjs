@@ -116,6 +116,49 @@ test('text() sends text_input JSON like Cloudflare', async () => {
   ]);
 });
 
+test('text in a draw tree: draw_text and draw_image share the draw index, children first (as workerd)', async () => {
+  const f = mockFetcher();
+  const images = createImages(f);
+  const font = { url: 'DejaVuSans.ttf' };
+  // Cloudflare's test_images_mixed_overlays, plus a tree three deep with text on text on an image.
+  await images
+    .input(streamOf('product'))
+    .draw(streamOf('logo'))
+    .draw(images.text('SALE!', { font, size: 72, color: '#FF0000' }))
+    .draw(
+      images
+        .input(streamOf('box'))
+        .transform({ width: 160 })
+        .draw(images.text('GG', { font, color: 'lime' }).draw(images.text('r', { font }), { top: 0 }), { right: 0 }),
+      { left: 30 },
+    )
+    .output({ format: 'image/jpeg' });
+  const parts = parseMultipart(f.calls[0].body, f.calls[0].init.headers['content-type']);
+  assert.deepEqual(
+    parts.map((p) => [p.head.replace('content-disposition: form-data; ', ''), p.value]),
+    [
+      ['name="image"; filename="image"', 'product'],
+      ['name="draw_image"; filename="draw_image"', 'logo'],
+      ['name="draw_text"', '{"text":"SALE!","font":{"url":"DejaVuSans.ttf"},"size":72,"color":"#FF0000"}'],
+      ['name="draw_image"; filename="draw_image"', 'box'],
+      ['name="draw_text"', '{"text":"GG","font":{"url":"DejaVuSans.ttf"},"color":"lime"}'],
+      ['name="draw_text"', '{"text":"r","font":{"url":"DejaVuSans.ttf"}}'],
+      [
+        'name="transforms"',
+        JSON.stringify([
+          { drawImageIndex: 1, targetImageIndex: 0 },
+          { drawImageIndex: 2, targetImageIndex: 0 },
+          { imageIndex: 3, width: 160 },
+          { drawImageIndex: 5, targetImageIndex: 4, top: 0 },
+          { drawImageIndex: 4, targetImageIndex: 3, right: 0 },
+          { drawImageIndex: 3, targetImageIndex: 0, left: 30 },
+        ]),
+      ],
+      ['name="output_format"', 'image/jpeg'],
+    ],
+  );
+});
+
 test('errors: coded header, bare 500, info mapping', async () => {
   const coded = createImages(mockFetcher(() => new Response('ERROR 9412: not an image\n', { status: 415, headers: { 'cf-images-binding': 'err=9412' } })));
   await assert.rejects(coded.input(new Uint8Array([1])).output({ format: 'image/png' }), (e) => {
