@@ -7,6 +7,8 @@
 //! 2. for each source: read the header, check its dimensions, and decode it, shrinking a JPEG on
 //!    load when the image's first step is a resize that needs fewer pixels (see [`shrink_hint`]);
 //!    EXIF orientation is applied right after decoding;
+//!    a text source (`text_input`/`draw_text`) is rendered to RGBA instead (`text.rs`, fonts
+//!    from `fonts.rs`);
 //! 3. apply every step in order, checking the deadline between steps;
 //! 4. encode image 0.
 //!
@@ -15,7 +17,7 @@
 //! brightness, contrast, gamma, saturation) → border. Flip before rotate is what the URL interface
 //! documents; callers wanting the other order use two `.transform()` calls.
 //!
-//! Not supported yet (9520, never silently ignored): text sources, `segment`, AVIF and HEIC input,
+//! Not supported yet (9520, never silently ignored): `segment`, AVIF and HEIC input,
 //! AVIF output. Animated GIF/WebP keep every frame when the output is GIF or WebP (`anim.rs`).
 
 mod anim;
