@@ -20,11 +20,15 @@ export type ImageInfoResponse =
   | { format: string; fileSize: number; width: number; height: number };
 
 export type TextOptions = {
-  /** A `.ttf`, `.otf`, `.woff` or `.woff2` font. */
+  /**
+   * A TrueType/OpenType font. With imgbind: a `data:…;base64,` URL, a file name in the backend's
+   * `--font-dir`, or `DejaVuSans.ttf` (bundled). `http(s)` URLs are refused (9401), WOFF/WOFF2 too
+   * (9520); see docs/TEXT.md.
+   */
   font: { url: string };
-  /** Size in points. */
+  /** Size in points, 1–1000 (default 12 = 16 px per em). */
   size?: number;
-  /** `#RRGGBB`, `#RRGGBBAA`, `rgb()`, `rgba()` or a named colour. */
+  /** `#RRGGBB`, `#RRGGBBAA`, `rgb()`, `rgba()` or a named colour (default black). */
   color?: string;
 };
 
