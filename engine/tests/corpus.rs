@@ -254,16 +254,25 @@ fn hostile_inputs_are_coded_errors() {
     huge.extend_from_slice(&65535u32.to_be_bytes());
     huge.extend_from_slice(&[8, 6, 0, 0, 0, 0, 0, 0, 0]);
     assert_eq!(code(&[&Bytes::from(huge)], "[]"), ErrorCode::TooManyPixels);
-    // Text sources are not rendered yet.
-    let text = Job {
-        sources: vec![Source::Text(r#"{"text":"hi"}"#.into())],
+    // A text source without a font is a bad argument; with one it renders (text.rs tests the pixels).
+    let text = |json: &str| Job {
+        sources: vec![Source::Text(json.into())],
         steps: vec![],
         output: OutputOptions::new(OutputFormat::Png),
     };
     assert_eq!(
-        run(text, &Limits::default()).unwrap_err().code(),
-        ErrorCode::UnsupportedFormat
+        run(text(r#"{"text":"hi"}"#), &Limits::default())
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArguments
     );
+    let rendered = run(
+        text(r#"{"text":"hi","font":{"url":"DejaVuSans.ttf"}}"#),
+        &Limits::default(),
+    )
+    .unwrap();
+    assert_eq!(rendered.format, OutputFormat::Png);
+    assert!(rendered.width > 0 && rendered.height > 0);
 }
 
 #[test]
