@@ -18,7 +18,7 @@ use crate::builder::{self, Op, Plan, Source};
 use crate::errors::{ImagesError, Operation};
 use crate::js_io::{
     base64_encoded, check_response, checked_body, get, invalid, js_error, js_string,
-    json_stringify, request_body, to_js_stream, Backend, JsInput, JsSource,
+    json_stringify, request_body, response_body, to_js_stream, Backend, JsInput, JsSource,
 };
 use crate::serialize::{self, frame, OutputFields, Part};
 
@@ -364,10 +364,8 @@ impl TransformationResult {
         headers.set("content-type", &self.content_type()?)?;
         let response_init = ResponseInit::new();
         response_init.set_headers(&headers);
-        Response::new_with_opt_readable_stream_and_init(
-            Some(&self.image(JsValue::UNDEFINED)?),
-            &response_init,
-        )
+        let body = response_body(&self.response, self.image(JsValue::UNDEFINED)?)?;
+        Response::new_with_opt_readable_stream_and_init(Some(&body), &response_init)
     }
 
     fn body(&self) -> Result<ReadableStream, JsValue> {

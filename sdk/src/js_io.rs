@@ -298,7 +298,107 @@ pub(crate) fn to_js_stream(chunks: ChunkStream) -> ReadableStream {
 
 /// The multipart request body, produced as it is read: framing bytes, then each input's chunks
 /// as they arrive.
+///
+/// In workerd (which has `IdentityTransformStream`) the inputs are piped natively into the body,
+/// so no chunk of the image passes through JS or wasm; elsewhere, and for base64 inputs (whose
+/// bytes must be decoded here), the body is a wasm-driven stream.
 pub(crate) fn request_body(segments: Vec<Segment<JsInput>>, op: Operation) -> ReadableStream {
+    let needs_wasm = segments
+        .iter()
+        .any(|s| matches!(s, Segment::Stream(input) if input.base64));
+    if !needs_wasm {
+        if let Ok(ctor) = get(&js_sys::global(), "IdentityTransformStream").dyn_into::<Function>() {
+            match piped_body(&ctor, segments, op) {
+                Ok(body) => return body,
+                Err((segments, _)) => return wasm_body(segments, op),
+            }
+        }
+    }
+    wasm_body(segments, op)
+}
+
+/// The body as one native byte stream: framing written, inputs `pipeTo`'d in turn (workerd pumps
+/// a native source into a native sink without running JS per chunk). A failing input aborts the
+/// body with its error, so the fetch fails instead of sending a short request.
+fn piped_body(
+    ctor: &Function,
+    segments: Vec<Segment<JsInput>>,
+    op: Operation,
+) -> Result<ReadableStream, (Vec<Segment<JsInput>>, JsValue)> {
+    let identity = match Reflect::construct(ctor, &Array::new()) {
+        Ok(identity) => identity,
+        Err(e) => return Err((segments, e)),
+    };
+    let readable: ReadableStream = get(&identity, "readable").unchecked_into();
+    let writable = get(&identity, "writable");
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = pump(segments, &writable, op).await {
+            if let Ok(abort) = get(&writable, "abort").dyn_into::<Function>() {
+                if let Ok(p) = abort.call1(&writable, &e) {
+                    let _ = JsFuture::from(Promise::resolve(&p)).await;
+                }
+            }
+        }
+    });
+    Ok(readable)
+}
+
+/// Writes the body into `writable`: framing bytes through a short-lived writer, each input by
+/// `pipeTo` with `preventClose`; closes it at the end.
+async fn pump(
+    segments: Vec<Segment<JsInput>>,
+    writable: &JsValue,
+    op: Operation,
+) -> Result<(), JsValue> {
+    let call = |target: &JsValue, method: &str, args: &Array| -> Result<JsFuture, JsValue> {
+        let f: Function = get(target, method)
+            .dyn_into()
+            .map_err(|_| invalid(op, &format!("no {method}() on a body stream")))?;
+        Ok(JsFuture::from(Promise::resolve(&f.apply(target, args)?)))
+    };
+    let write = |bytes: &Uint8Array| -> Result<JsFuture, JsValue> {
+        let writer = call0(writable, "getWriter")?;
+        let written = call(&writer, "write", &Array::of1(bytes))?;
+        call0(&writer, "releaseLock")?;
+        Ok(written)
+    };
+    for segment in segments {
+        let source: ReadableStream = match segment {
+            Segment::Bytes(bytes) => {
+                write(&Uint8Array::from(&bytes[..]))?.await?;
+                continue;
+            }
+            Segment::Stream(input) => match input.body {
+                InputBody::Bytes(bytes) => {
+                    write(&bytes)?.await?;
+                    continue;
+                }
+                InputBody::Stream(s) => s,
+                InputBody::Blob(blob) => blob.stream(),
+            },
+        };
+        if source.locked() {
+            return Err(invalid(
+                op,
+                "the image stream is locked (already being read)",
+            ));
+        }
+        let options = Object::new();
+        Reflect::set(&options, &"preventClose".into(), &JsValue::TRUE)?;
+        call(source.as_ref(), "pipeTo", &Array::of2(writable, &options))?.await?;
+    }
+    call(writable, "close", &Array::new())?.await?;
+    Ok(())
+}
+
+/// Calls `target[method]()` synchronously.
+fn call0(target: &JsValue, method: &str) -> Result<JsValue, JsValue> {
+    let f: Function = get(target, method).dyn_into()?;
+    f.call0(target)
+}
+
+/// The body as a wasm-driven stream that pulls each input chunk by chunk.
+fn wasm_body(segments: Vec<Segment<JsInput>>, op: Operation) -> ReadableStream {
     let chunks = stream::iter(segments)
         .flat_map(move |segment| match segment {
             Segment::Bytes(bytes) => {
@@ -455,17 +555,34 @@ pub(crate) fn checked_body(response: &Response) -> Result<ReadableStream, JsValu
         },
         None => stream::empty().boxed_local(),
     };
-    let expected = check.expected();
     let checked = checked(
         upstream,
         check,
         |chunk: &Uint8Array| chunk.length() as usize,
         |mismatch| js_error(&ImagesError::delivery(&mismatch.to_string())),
     );
-    let stream = to_js_stream(checked.boxed_local());
-    match expected {
-        Some(length) => with_known_length(stream, length),
-        None => Ok(stream),
+    Ok(to_js_stream(checked.boxed_local()))
+}
+
+/// `body` (from [`checked_body`]) made ready to be a `Response` body: in workerd, with the
+/// backend's `content-length`, it goes through a `FixedLengthStream` (see [`with_known_length`]).
+///
+/// [`checked_body`] itself stays a JS-driven stream on purpose: workerd hangs when a
+/// `FixedLengthStream` that the Worker's own JS feeds is piped natively into another internal
+/// stream, which is what [`request_body`] does with every input (so `input(result.image())` must
+/// not get one).
+pub(crate) fn response_body(
+    response: &Response,
+    body: ReadableStream,
+) -> Result<ReadableStream, JsValue> {
+    let headers = response.headers();
+    let check = LengthCheck::from_headers(
+        headers.get("content-length")?.as_deref(),
+        headers.get("content-encoding")?.as_deref(),
+    );
+    match check.expected() {
+        Some(length) => with_known_length(body, length),
+        None => Ok(body),
     }
 }
 
