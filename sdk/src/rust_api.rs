@@ -269,13 +269,16 @@ impl ImageOutput {
         headers
             .set("content-type", &self.content_type)
             .map_err(|e| from_js(e.into()))?;
-        let body = self.image()?;
+        let checked = js_io::checked_body(&self.response).map_err(from_js)?;
+        let body = js_io::response_body(&self.response, checked).map_err(from_js)?;
         Ok(worker::Response::builder()
             .with_headers(headers)
             .stream(body))
     }
 
-    /// The image as a JS `ReadableStream`, for handing to other JS APIs (R2, Cache, `Response`).
+    /// The image as a JS `ReadableStream`, for handing to other JS APIs (R2, Cache) or to another
+    /// `input()`. A `Response` made from it goes out chunked; [`response`](Self::response) keeps
+    /// the length.
     pub fn image(self) -> Result<ReadableStream, ImagesError> {
         js_io::checked_body(&self.response).map_err(from_js)
     }
