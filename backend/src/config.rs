@@ -39,9 +39,10 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_UNIX", value_name = "PATH")]
     pub unix: Option<PathBuf>,
 
-    /// Permissions of the Unix socket file, in octal. Only the owner may connect by default.
-    #[arg(long, env = "IMGBIND_UNIX_MODE", value_name = "OCTAL", default_value = "600", value_parser = parse_octal_mode)]
-    pub unix_mode: u32,
+    /// Permissions of the Unix socket file, in octal. Only the owner may connect by default; 660
+    /// lets the socket's group in too.
+    #[arg(long, visible_alias = "unix-mode", env = "IMGBIND_SOCKET_MODE", value_name = "OCTAL", default_value = "600", value_parser = parse_octal_mode)]
+    pub socket_mode: u32,
 
     /// TCP address to listen on: `HOST:PORT`, `PORT` (binds 127.0.0.1) or `HOST` (port 8790).
     /// Without --unix or --listen the server listens on 127.0.0.1:8790. Use 0.0.0.0 or :: only
@@ -82,24 +83,27 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_FONT_DIR", value_name = "DIR", value_parser = parse_font_dir)]
     pub font_dir: Option<PathBuf>,
 
-    /// Time allowed for a client to send the request head, in seconds.
-    #[arg(
-        long,
-        env = "IMGBIND_HEADER_READ_TIMEOUT_SECS",
-        value_name = "SECS",
-        default_value_t = 30
-    )]
-    pub header_read_timeout_secs: u64,
+    /// Time allowed for a client to send a complete request head, counted from when the connection
+    /// is ready for one (accepted, or the previous answer written). A client that has not sent a
+    /// whole head by then is disconnected without an answer. Durations: `30`, `30s`, `500ms`.
+    #[arg(long, visible_alias = "header-read-timeout-secs", env = "IMGBIND_HEADER_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
 
-    /// Time allowed to receive a whole request body, in seconds; a slower upload is answered
-    /// 9402 and the connection closed.
-    #[arg(
-        long,
-        env = "IMGBIND_RECEIVE_TIMEOUT_SECS",
-        value_name = "SECS",
-        default_value_t = 120
-    )]
-    pub receive_timeout_secs: u64,
+    /// Time allowed to receive a whole request body; a slower upload is answered 9402 and the
+    /// connection closed.
+    #[arg(long, visible_alias = "receive-timeout-secs", env = "IMGBIND_BODY_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// A keep-alive connection with no request in progress and no new bytes for this long is
+    /// closed. (The header timeout also bounds idle time, so the shorter of the two applies.)
+    #[arg(long, env = "IMGBIND_IDLE_TIMEOUT", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Connections open at once (Unix socket and TCP together). At the cap a new connection
+    /// displaces the connection that has waited longest for a request head; when every
+    /// connection is busy with a request, the new one is answered 9522 (503) and closed.
+    #[arg(long, env = "IMGBIND_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 
     /// After an early answer (an error decided before the upload ended), the rest of the request
     /// body is read and discarded, up to this many bytes, so the answer is not lost to a TCP reset.
@@ -107,41 +111,56 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_DRAIN_MAX_BYTES", value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
     pub drain_max_bytes: u64,
 
-    /// Time allowed for that discarding, in seconds.
-    #[arg(
-        long,
-        env = "IMGBIND_DRAIN_TIMEOUT_SECS",
-        value_name = "SECS",
-        default_value_t = 30
-    )]
-    pub drain_timeout_secs: u64,
+    /// Time allowed for that discarding.
+    #[arg(long, env = "IMGBIND_DRAIN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
 
-    /// On SIGTERM/SIGINT, time given to in-flight connections to finish, in seconds.
-    #[arg(
-        long,
-        env = "IMGBIND_SHUTDOWN_TIMEOUT_SECS",
-        value_name = "SECS",
-        default_value_t = 30
-    )]
-    pub shutdown_timeout_secs: u64,
+    /// On SIGTERM/SIGINT, time given to in-flight connections to finish.
+    #[arg(long, env = "IMGBIND_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 
-    /// Log filter, in `tracing_subscriber::EnvFilter` syntax (e.g. `info`, `imgbind_backend=debug`).
+    /// Serve `GET /metrics` (Prometheus text format): `on` or `off`.
+    #[arg(long, env = "IMGBIND_METRICS", value_name = "on|off", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
+    /// Log filter, in `tracing_subscriber::EnvFilter` syntax (`info`, `warn`,
+    /// `imgbind_backend=debug`, …). When neither this flag nor IMGBIND_LOG is given, RUST_LOG is
+    /// used if set.
     #[arg(
         long,
+        visible_alias = "log",
         env = "IMGBIND_LOG",
         value_name = "FILTER",
         default_value = "info"
     )]
-    pub log: String,
+    pub log_level: String,
+
+    /// Log line format on stderr: `human` (one readable line per event) or `json` (one JSON
+    /// object per line).
+    #[arg(
+        long,
+        env = "IMGBIND_LOG_FORMAT",
+        value_name = "FORMAT",
+        default_value = "human"
+    )]
+    pub log_format: LogFormat,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Readable text, coloured on a terminal.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
 /// Everything the server needs to run, with typed values.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Unix socket path, if any.
     pub unix: Option<PathBuf>,
     /// Mode bits of the Unix socket file.
-    pub unix_mode: u32,
+    pub socket_mode: u32,
     /// TCP address, if any.
     pub listen: Option<SocketAddr>,
     /// Limits handed to the engine (and `max_input_bytes`, which the receiver enforces too).
@@ -150,16 +169,22 @@ pub struct Config {
     pub jobs: usize,
     /// Image jobs that may wait for a slot.
     pub queue: usize,
-    /// Time to read a request head.
-    pub header_read_timeout: Duration,
+    /// Time to read a request head, from when the connection is ready for one.
+    pub header_timeout: Duration,
     /// Time to receive a whole request body.
-    pub receive_timeout: Duration,
+    pub body_timeout: Duration,
+    /// Time an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// Connections open at once, over all listeners.
+    pub max_connections: usize,
     /// Bytes discarded at most after an early answer.
     pub drain_max_bytes: u64,
     /// Time spent discarding at most after an early answer.
     pub drain_timeout: Duration,
     /// Time in-flight connections get on shutdown.
     pub shutdown_timeout: Duration,
+    /// Whether `GET /metrics` is served.
+    pub metrics: bool,
 }
 
 impl Default for Config {
@@ -167,16 +192,19 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             unix: None,
-            unix_mode: 0o600,
+            socket_mode: 0o600,
             listen: None,
             limits: Limits::default(),
             jobs: cores(),
             queue: 8,
-            header_read_timeout: Duration::from_secs(30),
-            receive_timeout: Duration::from_secs(120),
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(15),
+            max_connections: 1024,
             drain_max_bytes: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            metrics: true,
         }
     }
 }
@@ -198,16 +226,19 @@ impl ServeArgs {
         };
         Config {
             unix: self.unix,
-            unix_mode: self.unix_mode,
+            socket_mode: self.socket_mode,
             listen,
             limits,
             jobs: if self.jobs == 0 { cores() } else { self.jobs },
             queue: self.queue,
-            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
-            receive_timeout: Duration::from_secs(self.receive_timeout_secs),
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections as usize,
             drain_max_bytes: self.drain_max_bytes,
-            drain_timeout: Duration::from_secs(self.drain_timeout_secs),
-            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+            drain_timeout: self.drain_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            metrics: self.metrics,
         }
     }
 }
@@ -231,6 +262,37 @@ fn parse_octal_mode(value: &str) -> Result<u32, String> {
     match u32::from_str_radix(digits, 8) {
         Ok(mode) if mode <= 0o777 => Ok(mode),
         _ => Err(format!("{value:?} is not an octal mode such as 600 or 660")),
+    }
+}
+
+/// A duration: `30` or `30s` (seconds), `500ms`, `2m`. Zero is refused: every timeout is bounded.
+fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a duration such as 30s, 500ms or 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" => number * 60.0,
+        _ => return Err(format!("{value:?}: the unit must be ms, s or m")),
+    };
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err(format!("{value:?} must be a positive duration")),
+    }
+}
+
+/// `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{value:?} is neither on nor off")),
     }
 }
 
@@ -278,7 +340,7 @@ mod tests {
         assert!(config.listen.unwrap().ip().is_loopback());
         let config = serve(&["--unix", "/tmp/x.sock"]).into_config();
         assert_eq!(config.listen, None);
-        assert_eq!(config.unix_mode, 0o600);
+        assert_eq!(config.socket_mode, 0o600);
     }
 
     #[test]
@@ -296,5 +358,60 @@ mod tests {
         assert_eq!(parse_octal_mode("660").unwrap(), 0o660);
         assert!(parse_octal_mode("999").is_err());
         assert!(parse_octal_mode("7777").is_err());
+    }
+
+    #[test]
+    fn parses_durations_and_switches() {
+        assert_eq!(parse_duration("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("0").is_err());
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_switch("off").is_ok_and(|on| !on));
+        assert!(parse_switch("ON").is_ok_and(|on| on));
+        assert!(parse_switch("maybe").is_err());
+    }
+
+    #[test]
+    fn every_setting_reaches_the_config() {
+        let config = serve(&[
+            "--socket-mode",
+            "660",
+            "--header-timeout",
+            "2s",
+            "--body-timeout",
+            "3s",
+            "--idle-timeout",
+            "400ms",
+            "--max-connections",
+            "7",
+            "--drain-timeout",
+            "5",
+            "--shutdown-timeout",
+            "6s",
+            "--metrics",
+            "off",
+            "--log-format",
+            "json",
+        ]);
+        assert_eq!(config.log_format, LogFormat::Json);
+        let config = config.into_config();
+        assert_eq!(config.socket_mode, 0o660);
+        assert_eq!(config.header_timeout, Duration::from_secs(2));
+        assert_eq!(config.body_timeout, Duration::from_secs(3));
+        assert_eq!(config.idle_timeout, Duration::from_millis(400));
+        assert_eq!(config.max_connections, 7);
+        assert_eq!(config.drain_timeout, Duration::from_secs(5));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(6));
+        assert!(!config.metrics);
+        // The old flag names still work.
+        let config =
+            serve(&["--unix-mode", "640", "--header-read-timeout-secs", "9"]).into_config();
+        assert_eq!(config.socket_mode, 0o640);
+        assert_eq!(config.header_timeout, Duration::from_secs(9));
+        assert!(Cli::try_parse_from(["imgbind", "serve", "--max-connections", "0"]).is_err());
     }
 }

@@ -3,6 +3,10 @@
 //!
 //! Every path through here reads the request body to its end (bounded) before its answer is
 //! returned, so an early error cannot be lost to a TCP reset (see `drain.rs`).
+//!
+//! Each request carries a [`RequestMeter`]: the handler records the receive, queue and engine
+//! phases, the op list and the outcome; the meter then travels with the answer's body and is
+//! finished once the answer is written or abandoned (`telemetry.rs`).
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
@@ -13,15 +17,18 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response};
-use imgbind_engine::{Job, Limits};
+use imgbind_engine::{Job, Limits, Timings};
 use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_TRANSFORM};
 use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
 use tracing::Instrument;
 
+use crate::connection::Conn;
 use crate::drain::{drain, Drained};
 use crate::jobs::{payload_text, Engine, JobGate};
+use crate::metrics::{Metrics, PATH_METRICS};
 use crate::receive;
 use crate::respond::{self, Body};
+use crate::telemetry::{ops_summary, MeteredBody, Phase, RequestMeter};
 use crate::Config;
 
 /// What every request shares.
@@ -30,6 +37,9 @@ pub(crate) struct State {
     max_input_bytes: u64,
     engine: Arc<dyn Engine>,
     gate: JobGate,
+    /// Served on `GET /metrics` when enabled; always kept.
+    pub(crate) metrics: Arc<Metrics>,
+    metrics_enabled: bool,
     receive_timeout: Duration,
     drain_max_bytes: u64,
     drain_timeout: Duration,
@@ -38,12 +48,21 @@ pub(crate) struct State {
 
 impl State {
     pub(crate) fn new(config: &Config, engine: Arc<dyn Engine>) -> Self {
+        let metrics = Arc::new(Metrics::new());
         State {
             max_input_bytes: config.limits.max_input_bytes,
             limits: Arc::new(config.limits.clone()),
             engine,
-            gate: JobGate::new(config.jobs, config.queue, config.limits.deadline),
-            receive_timeout: config.receive_timeout,
+            gate: JobGate::new(
+                config.jobs,
+                config.queue,
+                config.limits.deadline,
+                metrics.jobs_queued.clone(),
+                metrics.jobs_running.clone(),
+            ),
+            metrics,
+            metrics_enabled: config.metrics,
+            receive_timeout: config.body_timeout,
             drain_max_bytes: config.drain_max_bytes,
             drain_timeout: config.drain_timeout,
             next_request_id: AtomicU64::new(1),
@@ -51,52 +70,75 @@ impl State {
     }
 }
 
-/// The hyper service: one span per request, panics answered 9523 with the process still serving.
+/// The hyper service: one span and one [`RequestMeter`] per request, panics answered 9523 with
+/// the process still serving.
 pub(crate) async fn serve(
     state: Arc<State>,
+    conn: Arc<Conn>,
     request: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
+) -> Result<Response<MeteredBody>, Infallible> {
     let id = state.next_request_id.fetch_add(1, Ordering::Relaxed);
     let span = tracing::info_span!("request", id, method = %request.method(), path = %request.uri().path());
+    let mut meter =
+        RequestMeter::start(&conn, span.clone(), request.method(), request.uri().path());
     async move {
-        let started = Instant::now();
-        let response = match AssertUnwindSafe(handle(&state, request)).catch_unwind().await {
+        let handled = AssertUnwindSafe(handle(&state, &conn, request, &mut meter))
+            .catch_unwind()
+            .await;
+        let response = match handled {
             Ok(response) => response,
             Err(payload) => {
                 tracing::error!(panic = %payload_text(payload.as_ref()), "request handler panicked");
+                let error = Error::new(ErrorCode::Internal, "internal error");
+                meter.set_outcome(Err(&error));
                 // The body may not have been read to its end: do not reuse the connection.
-                respond::close_connection(respond::error(&Error::new(
-                    ErrorCode::Internal,
-                    "internal error",
-                )))
+                respond::close_connection(respond::error(&error))
             }
         };
-        tracing::info!(
-            status = response.status().as_u16(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "answered"
-        );
-        Ok(response)
+        Ok(meter.answer(response))
     }
     .instrument(span)
     .await
 }
 
-async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    state: &State,
+    conn: &Conn,
+    request: Request<Incoming>,
+    meter: &mut RequestMeter,
+) -> Response<Body> {
     let (head, mut body) = request.into_parts();
     let path = head.uri.path();
+    if conn.rejecting {
+        // Over the connection cap with every connection busy: say so, and close.
+        let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
+        let error = Error::new(
+            ErrorCode::ProcessingLimit,
+            "the server has too many connections; try again later",
+        );
+        meter.set_outcome(Err(&error));
+        return respond::close_connection(finish(respond::error(&error), drained));
+    }
     match (&head.method, path) {
-        (&Method::POST, PATH_TRANSFORM) => transform(state, &head.headers, &mut body).await,
-        (&Method::POST, PATH_INFO) => info(state, &head.headers, &mut body).await,
+        (&Method::POST, PATH_TRANSFORM) => transform(state, &head.headers, &mut body, meter).await,
+        (&Method::POST, PATH_INFO) => info(state, &head.headers, &mut body, meter).await,
         (&Method::GET, PATH_HEALTH) => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::healthy(), drained)
+        }
+        (&Method::GET, PATH_METRICS) if state.metrics_enabled => {
+            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
+            finish(respond::metrics(state.metrics.encode()), drained)
         }
         (method, PATH_TRANSFORM | PATH_INFO) => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::wrong_method(method, path, "POST"), drained)
         }
         (method, PATH_HEALTH) => {
+            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
+            finish(respond::wrong_method(method, path, "GET"), drained)
+        }
+        (method, PATH_METRICS) if state.metrics_enabled => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::wrong_method(method, path, "GET"), drained)
         }
@@ -108,8 +150,14 @@ async fn handle(state: &State, request: Request<Incoming>) -> Response<Body> {
 }
 
 /// `POST /transform`.
-async fn transform(state: &State, headers: &HeaderMap, body: &mut Incoming) -> Response<Body> {
+async fn transform(
+    state: &State,
+    headers: &HeaderMap,
+    body: &mut Incoming,
+    meter: &mut RequestMeter,
+) -> Response<Body> {
     // 1. Receive the parts (streamed; stops at the first bad part or past the byte limit).
+    let receiving = Instant::now();
     let received = tokio::time::timeout(
         state.receive_timeout,
         receive::transform_parts(headers, body, state.max_input_bytes),
@@ -117,9 +165,11 @@ async fn transform(state: &State, headers: &HeaderMap, body: &mut Incoming) -> R
     .await;
     // 2. Read whatever is left of the body before answering, even when the answer is an error.
     let (received, drained) = after_receive(state, body, received).await;
+    meter.add(Phase::Receive, receiving.elapsed());
 
     let result = async {
         let parts = received?;
+        meter.set_ops(ops_summary(parts.transforms.as_deref(), None));
         // 3. Validate the op list against the number of images, and the output options.
         let transforms = parts
             .transforms
@@ -132,6 +182,7 @@ async fn transform(state: &State, headers: &HeaderMap, body: &mut Incoming) -> R
             parts.background.as_deref(),
             parts.anim.as_deref(),
         )?;
+        meter.set_ops(ops_summary(parts.transforms.as_deref(), Some(&output)));
         let job = Job {
             sources: parts.sources,
             steps,
@@ -139,7 +190,29 @@ async fn transform(state: &State, headers: &HeaderMap, body: &mut Incoming) -> R
         };
         // 4. Decode, apply, encode: CPU work on the blocking pool, bounded.
         let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
-        let encoded = state.gate.run(move || engine.run(job, &limits)).await?;
+        let queued = Instant::now();
+        let (encoded, waited, timings) = state
+            .gate
+            .run(move || {
+                let waited = queued.elapsed();
+                let mut timings = Timings::default();
+                let encoded = engine.run_timed(job, &limits, &mut timings);
+                Ok((encoded, waited, timings))
+            })
+            .await
+            .inspect_err(|_| meter.add(Phase::Queue, queued.elapsed()))?;
+        meter.add(Phase::Queue, waited);
+        // Only the phases the job reached (a job refused while decoding never encodes).
+        for (phase, time) in [
+            (Phase::Decode, timings.decode),
+            (Phase::Transform, timings.transform),
+            (Phase::Encode, timings.encode),
+        ] {
+            if !time.is_zero() {
+                meter.add(phase, time);
+            }
+        }
+        let encoded = encoded?;
         tracing::debug!(
             format = encoded.format.as_str(),
             width = encoded.width,
@@ -152,27 +225,47 @@ async fn transform(state: &State, headers: &HeaderMap, body: &mut Incoming) -> R
     .await;
 
     // 5. Respond.
-    finish(result.unwrap_or_else(|e| rejected(&e)), drained)
+    finish(answer(result, meter), drained)
 }
 
 /// `POST /info`.
-async fn info(state: &State, headers: &HeaderMap, body: &mut Incoming) -> Response<Body> {
+async fn info(
+    state: &State,
+    headers: &HeaderMap,
+    body: &mut Incoming,
+    meter: &mut RequestMeter,
+) -> Response<Body> {
+    let receiving = Instant::now();
     let received = tokio::time::timeout(
         state.receive_timeout,
         receive::info_image(headers, body, state.max_input_bytes),
     )
     .await;
     let (received, drained) = after_receive(state, body, received).await;
+    meter.add(Phase::Receive, receiving.elapsed());
 
     let result = async {
         let image = received?;
         let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
-        let info = state.gate.run(move || engine.info(&image, &limits)).await?;
-        Ok::<_, Error>(respond::info(&info))
+        let queued = Instant::now();
+        let (info, waited, reading) = state
+            .gate
+            .run(move || {
+                let waited = queued.elapsed();
+                let reading = Instant::now();
+                let info = engine.info(&image, &limits);
+                Ok((info, waited, reading.elapsed()))
+            })
+            .await
+            .inspect_err(|_| meter.add(Phase::Queue, queued.elapsed()))?;
+        meter.add(Phase::Queue, waited);
+        // `/info` reads the header only: its time counts as decode.
+        meter.add(Phase::Decode, reading);
+        Ok::<_, Error>(respond::info(&info?))
     }
     .await;
 
-    finish(result.unwrap_or_else(|e| rejected(&e)), drained)
+    finish(answer(result, meter), drained)
 }
 
 /// Drains the body after receiving — unless receiving itself timed out: a client that slow is not
@@ -205,13 +298,18 @@ async fn after_receive<T>(
     }
 }
 
-fn rejected(error: &Error) -> Response<Body> {
-    tracing::info!(
-        code = error.code().as_u16(),
-        message = error.message(),
-        "rejected"
-    );
-    respond::error(error)
+/// The answer for a result, with its outcome recorded (the request's log line carries it).
+fn answer(result: Result<Response<Body>, Error>, meter: &mut RequestMeter) -> Response<Body> {
+    match result {
+        Ok(response) => {
+            meter.set_outcome(Ok(()));
+            response
+        }
+        Err(error) => {
+            meter.set_outcome(Err(&error));
+            respond::error(&error)
+        }
+    }
 }
 
 /// A body that could not be read to its end means the connection cannot be reused.
@@ -219,7 +317,7 @@ fn finish(response: Response<Body>, drained: Drained) -> Response<Body> {
     if drained.is_complete() {
         response
     } else {
-        tracing::info!(
+        tracing::debug!(
             ?drained,
             "request body not read to its end; closing the connection"
         );

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgbind_engine::{Encoded, Job, Limits};
+use imgbind_engine::{Encoded, Job, Limits, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::Semaphore;
 
 /// The pixel work the server calls. [`PixelEngine`] is the real one; tests substitute their own to
@@ -14,6 +15,17 @@ use tokio::sync::Semaphore;
 pub trait Engine: Send + Sync + 'static {
     /// Runs a transform job (see `imgbind_engine::run`).
     fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error>;
+    /// [`Engine::run`], adding where the time went to `timings` (see `imgbind_engine::run_timed`).
+    /// Engines that cannot tell leave `timings` as they are.
+    fn run_timed(
+        &self,
+        job: Job,
+        limits: &Limits,
+        timings: &mut Timings,
+    ) -> Result<Encoded, Error> {
+        let _ = timings;
+        self.run(job, limits)
+    }
     /// Describes an image (see `imgbind_engine::info`).
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error>;
 }
@@ -25,6 +37,15 @@ pub struct PixelEngine;
 impl Engine for PixelEngine {
     fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
         imgbind_engine::run(job, limits)
+    }
+
+    fn run_timed(
+        &self,
+        job: Job,
+        limits: &Limits,
+        timings: &mut Timings,
+    ) -> Result<Encoded, Error> {
+        imgbind_engine::run_timed(job, limits, timings)
     }
 
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
@@ -41,6 +62,26 @@ pub(crate) struct JobGate {
     running: Arc<Semaphore>,
     /// Longest a job may take before its request is answered 9529.
     deadline: Duration,
+    /// Jobs admitted and waiting for a running slot (the queue depth).
+    queued: Gauge,
+    /// Jobs running.
+    running_jobs: Gauge,
+}
+
+/// Holds a gauge one higher while it lives (so a cancelled wait still counts down).
+struct Held(Gauge);
+
+impl Held {
+    fn new(gauge: &Gauge) -> Held {
+        gauge.inc();
+        Held(gauge.clone())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// Extra time past the engine's own deadline before the server stops waiting for a job; the
@@ -49,12 +90,21 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 impl JobGate {
     /// A gate running `jobs` at once with `queue` more waiting.
-    pub(crate) fn new(jobs: usize, queue: usize, deadline: Duration) -> Self {
+    /// `queued` and `running` are the gauges it keeps current.
+    pub(crate) fn new(
+        jobs: usize,
+        queue: usize,
+        deadline: Duration,
+        queued: Gauge,
+        running: Gauge,
+    ) -> Self {
         let jobs = jobs.max(1);
         JobGate {
             admitted: Arc::new(Semaphore::new(jobs + queue)),
             running: Arc::new(Semaphore::new(jobs)),
             deadline,
+            queued,
+            running_jobs: running,
         }
     }
 
@@ -71,15 +121,18 @@ impl JobGate {
                 "the server is busy; try again later",
             ));
         };
+        let waiting = Held::new(&self.queued);
         let running = Arc::clone(&self.running)
             .acquire_owned()
             .await
             .map_err(|_| Error::new(ErrorCode::Internal, "the job gate is closed"))?;
+        drop(waiting);
+        let busy = Held::new(&self.running_jobs);
         // The permits move into the blocking task: a job that outlives its request (deadline)
         // still holds its slot until it really ends, so the CPU is never oversubscribed.
         let task = tokio::task::spawn_blocking(move || {
             let result = work();
-            drop((running, admitted));
+            drop((running, admitted, busy));
             result
         });
         match tokio::time::timeout(self.deadline + DEADLINE_GRACE, task).await {

@@ -1,5 +1,6 @@
 //! The imgbind server: hyper on a Unix socket and/or TCP, answering the Images-binding wire
-//! protocol (`POST /transform`, `POST /info`, `GET /healthz`) with `imgbind-engine`.
+//! protocol (`POST /transform`, `POST /info`, `GET /healthz`, `GET /metrics`) with
+//! `imgbind-engine`. Operating it: `docs/OPERATIONS.md`.
 //!
 //! The binary (`imgbind serve`) is a thin shell over [`Server`]; tests start it in-process:
 //!
@@ -16,14 +17,18 @@
 //! ```
 
 mod config;
+mod connection;
 mod drain;
 mod handler;
 mod jobs;
+mod metrics;
 mod receive;
 mod respond;
 mod server;
+mod telemetry;
 
-pub use config::{Cli, Command, Config, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};
+pub use config::{Cli, Command, Config, LogFormat, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};
 pub use jobs::{Engine, PixelEngine};
 pub use receive::parse_transform_request;
 pub use server::{shutdown_signal, Server};
+pub use telemetry::init_logging;

@@ -2,27 +2,25 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use imgbind_backend::{shutdown_signal, Cli, Command, Server};
-use tracing_subscriber::EnvFilter;
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches};
+use imgbind_backend::{init_logging, shutdown_signal, Cli, Command, Server};
 
 fn main() -> ExitCode {
+    let matches = Cli::command().get_matches();
     let Cli {
         command: Command::Serve(args),
-    } = Cli::parse();
-    let filter = EnvFilter::try_new(&args.log).unwrap_or_else(|e| {
-        eprintln!(
-            "imgbind: bad --log filter {:?} ({e}); using \"info\"",
-            args.log
-        );
-        EnvFilter::new("info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only on a terminal: logs piped to files or journald stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    } = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    // --log-level / IMGBIND_LOG win; without either, RUST_LOG is honoured before the default.
+    let defaulted = matches
+        .subcommand_matches("serve")
+        .and_then(|serve| serve.value_source("log_level"))
+        == Some(ValueSource::DefaultValue);
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(rust_log) if defaulted && !rust_log.is_empty() => rust_log,
+        _ => args.log_level.clone(),
+    };
+    init_logging(&filter, args.log_format);
     let config = args.into_config();
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -35,6 +35,15 @@ pub(crate) fn healthy() -> Response<Body> {
     with_length(StatusCode::OK, TEXT_PLAIN, b"ok\n".to_vec())
 }
 
+/// 200 with the metrics text for `/metrics`.
+pub(crate) fn metrics(text: String) -> Response<Body> {
+    with_length(
+        StatusCode::OK,
+        crate::metrics::CONTENT_TYPE,
+        text.into_bytes(),
+    )
+}
+
 /// The error answer: status `code.http_status()`, `cf-images-binding: err=<code>`, body
 /// `ERROR <code>: <message>` — the shape workerd's client turns into `ImagesError(code, …)`.
 pub(crate) fn error(error: &Error) -> Response<Body> {

@@ -1,5 +1,14 @@
-//! Listeners, the accept loop (Unix socket and TCP), the HTTP/1 connection settings and graceful
-//! shutdown.
+//! Listeners, the accept loop (Unix socket and TCP), the HTTP/1 connection settings, the
+//! connection cap and timeouts, and graceful shutdown.
+//!
+//! Connection behaviour (also in `docs/OPERATIONS.md`):
+//! - header timeout: hyper's `header_read_timeout`, from when a connection is ready for a request
+//!   head (accepted, or the previous answer written) until the whole head is in; on expiry the
+//!   connection is closed without an answer. It also bounds how long an idle connection lives.
+//! - idle timeout: a connection with no request in progress and no bytes of a new one for this
+//!   long is closed (hyper's graceful close of an idle connection).
+//! - body timeout: in the handler (receiving a body; 9402 and close).
+//! - cap: see [`Connections::admit`].
 
 use std::future::Future;
 use std::io;
@@ -12,10 +21,11 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
 
+use crate::connection::{Admission, Conn, Connections, MeteredIo};
 use crate::handler::{self, State};
 use crate::jobs::{Engine, PixelEngine};
 use crate::Config;
@@ -28,6 +38,8 @@ pub struct Server {
     state: Arc<State>,
     http1: http1::Builder,
     shutdown_timeout: Duration,
+    idle_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Server {
@@ -52,7 +64,7 @@ impl Server {
                 None => None,
             };
         let unix = match &config.unix {
-            Some(path) => Some((bind_unix(path, config.unix_mode)?, path.clone())),
+            Some(path) => Some((bind_unix(path, config.socket_mode)?, path.clone())),
             None => None,
         };
 
@@ -62,7 +74,7 @@ impl Server {
             .half_close(true)
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout);
+            .header_read_timeout(config.header_timeout);
 
         Ok(Server {
             tcp,
@@ -70,6 +82,8 @@ impl Server {
             state: Arc::new(State::new(config, engine)),
             http1,
             shutdown_timeout: config.shutdown_timeout,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections.max(1),
         })
     }
 
@@ -92,6 +106,8 @@ impl Server {
             state,
             http1,
             shutdown_timeout,
+            idle_timeout,
+            max_connections,
         } = self;
         if let Some(addr) = tcp.as_ref().and_then(|l| l.local_addr().ok()) {
             tracing::info!(%addr, "listening on TCP");
@@ -100,21 +116,28 @@ impl Server {
             tracing::info!(path = %path.display(), "listening on Unix socket");
         }
 
-        let graceful = GracefulShutdown::new();
+        let (stop, stopping) = watch::channel(false);
+        let context = Arc::new(ConnContext {
+            state,
+            http1,
+            idle_timeout,
+            connections: Connections::default(),
+            stopping,
+        });
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = accept_tcp(tcp.as_ref()) => match accepted {
-                    Ok((stream, peer)) => {
+                    Ok((stream, _peer)) => {
                         // Small request heads and answers go out at once.
                         let _ = stream.set_nodelay(true);
-                        serve_connection(&graceful, &http1, &state, stream, peer.to_string());
+                        admit(&context, max_connections, stream, "tcp");
                     }
                     Err(error) => accept_failed(error).await,
                 },
                 accepted = accept_unix(unix.as_ref().map(|(l, _)| l)) => match accepted {
-                    Ok(stream) => serve_connection(&graceful, &http1, &state, stream, "unix".to_owned()),
+                    Ok(stream) => admit(&context, max_connections, stream, "unix"),
                     Err(error) => accept_failed(error).await,
                 },
             }
@@ -126,11 +149,12 @@ impl Server {
             let _ = std::fs::remove_file(&path);
         }
         tracing::info!(
-            connections = graceful.count(),
+            connections = context.connections.count(),
             "shutting down: no longer accepting; waiting for in-flight connections"
         );
+        let _ = stop.send(true);
         tokio::select! {
-            () = graceful.shutdown() => tracing::info!("all connections finished"),
+            () = context.connections.all_closed() => tracing::info!("all connections finished"),
             () = tokio::time::sleep(shutdown_timeout) => {
                 tracing::warn!(timeout_secs = shutdown_timeout.as_secs(), "shutdown timeout; dropping remaining connections");
             }
@@ -139,24 +163,100 @@ impl Server {
     }
 }
 
-fn serve_connection<S>(
-    graceful: &GracefulShutdown,
-    http1: &http1::Builder,
-    state: &Arc<State>,
-    stream: S,
-    peer: String,
-) where
+/// What every connection task shares.
+struct ConnContext {
+    state: Arc<State>,
+    http1: http1::Builder,
+    idle_timeout: Duration,
+    connections: Connections,
+    /// Becomes `true` on shutdown.
+    stopping: watch::Receiver<bool>,
+}
+
+/// Applies the connection cap to a new connection, then serves it (or rejects it, or drops it).
+fn admit<S>(context: &Arc<ConnContext>, max: usize, stream: S, transport: &'static str)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let state = Arc::clone(state);
-    let service = service_fn(move |request| handler::serve(Arc::clone(&state), request));
-    let connection = http1.serve_connection(TokioIo::new(stream), service);
-    let connection = graceful.watch(connection);
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::debug!(%peer, %error, "connection ended with an error");
+    let metrics = &context.state.metrics;
+    metrics
+        .connections_accepted
+        .get_or_create(&crate::metrics::TransportLabels { transport })
+        .inc();
+    match context.connections.admit(max, transport, metrics) {
+        Admission::Admitted(conn) | Admission::Reject(conn) => {
+            serve_connection(Arc::clone(context), conn, stream);
         }
+        Admission::Drop => {
+            tracing::debug!(transport, "over the connection cap; closed unanswered");
+            drop(stream);
+        }
+    }
+}
+
+fn serve_connection<S>(context: Arc<ConnContext>, conn: Arc<Conn>, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let metrics = Arc::clone(&context.state.metrics);
+    let open = metrics
+        .connections_open
+        .get_or_create_owned(&crate::metrics::TransportLabels {
+            transport: conn.transport,
+        });
+    open.inc();
+    tokio::spawn(async move {
+        let service = {
+            let (state, conn) = (Arc::clone(&context.state), Arc::clone(&conn));
+            service_fn(move |request| {
+                handler::serve(Arc::clone(&state), Arc::clone(&conn), request)
+            })
+        };
+        let io = MeteredIo::new(stream, Arc::clone(&conn));
+        let mut http1 = context.http1.clone();
+        if conn.rejecting {
+            http1.keep_alive(false);
+        }
+        let connection = http1.serve_connection(TokioIo::new(io), service);
+        let mut connection = std::pin::pin!(connection);
+        let mut stopping = context.stopping.clone();
+        let mut closing: Option<&'static str> = None;
+        let reason = loop {
+            tokio::select! {
+                result = connection.as_mut() => break match result {
+                    Ok(()) => closing.unwrap_or("done"),
+                    Err(error) if error.is_timeout() => "header_timeout",
+                    Err(error) => {
+                        tracing::debug!(transport = conn.transport, %error, "connection ended with an error");
+                        "error"
+                    }
+                },
+                () = conn.evict.notified() => break "evicted",
+                changed = stopping.changed(), if closing.is_none() => {
+                    if changed.is_err() || *stopping.borrow() {
+                        // Finish the request in progress, if any, then close.
+                        connection.as_mut().graceful_shutdown();
+                        closing = Some("shutdown");
+                    }
+                }
+                () = idle(&conn, context.idle_timeout), if closing.is_none() => {
+                    connection.as_mut().graceful_shutdown();
+                    closing = Some("idle_timeout");
+                }
+            }
+        };
+        metrics.connection_closed(conn.transport, reason);
+        open.dec();
+        context.connections.remove(&conn);
     });
+}
+
+/// Completes once `conn` has been idle (no request in progress, no bytes of a new one) for
+/// `timeout`.
+async fn idle(conn: &Conn, timeout: Duration) {
+    while let Some(wait) = conn.idle_remaining(timeout) {
+        tokio::time::sleep(wait).await;
+    }
 }
 
 async fn accept_tcp(

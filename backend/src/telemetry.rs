@@ -1,0 +1,442 @@
+//! Per-request accounting and logs: one [`RequestMeter`] per request records its phases, outcome
+//! and bytes, and is finished exactly once — when its answer's last byte is flushed, or when the
+//! answer is abandoned (client gone, connection failed, handler dropped) — whichever path it
+//! takes. Finishing counts it in the metrics and writes the request's one log line.
+//!
+//! Also: the log setup (`human` or `json` lines on stderr) and the op-list summary logged per
+//! request.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::{Body, Frame, SizeHint};
+use hyper::{Method, Response};
+use imgbind_wire::OutputOptions;
+
+use crate::config::LogFormat;
+use crate::connection::Conn;
+use crate::metrics::{PhaseLabels, RequestLabels, RouteLabels};
+
+/// The phases a request's time is split into (the `phase` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading the request body (parts and any rest).
+    Receive,
+    /// Waiting for a job slot.
+    Queue,
+    /// Engine: headers and decoding.
+    Decode,
+    /// Engine: the steps.
+    Transform,
+    /// Engine: encoding.
+    Encode,
+    /// Writing the answer, until its last byte is flushed or the write fails.
+    Send,
+}
+
+impl Phase {
+    const ALL: [Phase; 6] = [
+        Phase::Receive,
+        Phase::Queue,
+        Phase::Decode,
+        Phase::Transform,
+        Phase::Encode,
+        Phase::Send,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Phase::Receive => "receive",
+            Phase::Queue => "queue",
+            Phase::Decode => "decode",
+            Phase::Transform => "transform",
+            Phase::Encode => "encode",
+            Phase::Send => "send",
+        }
+    }
+}
+
+/// One request's record, finished (counted and logged) when dropped.
+pub(crate) struct RequestMeter {
+    conn: Arc<Conn>,
+    span: tracing::Span,
+    route: &'static str,
+    method: Method,
+    path: String,
+    started: Instant,
+    phases: [Option<Duration>; 6],
+    ops: Option<String>,
+    /// `ok` or the error code; `None` until an answer exists.
+    code: Option<String>,
+    error: Option<String>,
+    status: Option<u16>,
+    /// When the answer was handed to hyper, and the connection's written bytes then.
+    answered: Option<(Instant, u64)>,
+    bytes_in: Option<u64>,
+    body_bytes: u64,
+    /// HEAD: hyper sends no body, so not polling it is not an abort.
+    bodyless: bool,
+    delivered: bool,
+}
+
+impl RequestMeter {
+    /// Starts the record for a request whose head was just read.
+    pub(crate) fn start(
+        conn: &Arc<Conn>,
+        span: tracing::Span,
+        method: &Method,
+        path: &str,
+    ) -> RequestMeter {
+        conn.request_started();
+        RequestMeter {
+            conn: Arc::clone(conn),
+            span,
+            route: crate::metrics::route(path),
+            method: method.clone(),
+            path: path.chars().take(200).collect(),
+            started: Instant::now(),
+            phases: [None; 6],
+            ops: None,
+            code: None,
+            error: None,
+            status: None,
+            answered: None,
+            bytes_in: None,
+            body_bytes: 0,
+            bodyless: *method == Method::HEAD,
+            delivered: false,
+        }
+    }
+
+    /// Adds `time` to a phase.
+    pub(crate) fn add(&mut self, phase: Phase, time: Duration) {
+        let slot = &mut self.phases[phase as usize];
+        *slot = Some(slot.unwrap_or_default() + time);
+    }
+
+    /// The op-list summary for the log line.
+    pub(crate) fn set_ops(&mut self, ops: String) {
+        self.ops = Some(ops);
+    }
+
+    /// The outcome: `Ok` or the coded error answered.
+    pub(crate) fn set_outcome(&mut self, outcome: Result<(), &imgbind_wire::Error>) {
+        match outcome {
+            Ok(()) => self.code = Some("ok".to_owned()),
+            Err(error) => {
+                self.code = Some(error.code().as_u16().to_string());
+                self.error = Some(error.message().to_owned());
+            }
+        }
+    }
+
+    /// The answer is ready: from now on its time is `send`. Wraps its body so the record travels
+    /// with it to the socket.
+    pub(crate) fn answer(mut self, response: Response<Full<Bytes>>) -> Response<MeteredBody> {
+        self.status = Some(response.status().as_u16());
+        if self.code.is_none() {
+            // Answers built without an Error (404, 405) still carry their code in the header.
+            let coded = response
+                .headers()
+                .get(imgbind_wire::protocol::HEADER_ERROR)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("err="))
+                .map(str::to_owned);
+            self.code = Some(match coded {
+                Some(code) => code,
+                None if response.status().is_success() => "ok".to_owned(),
+                None => response.status().as_u16().to_string(),
+            });
+        }
+        self.body_bytes = response.body().size_hint().exact().unwrap_or(0);
+        self.bytes_in = Some(self.conn.bytes_read_for_request());
+        self.answered = Some((Instant::now(), self.conn.bytes_written()));
+        response.map(|body| MeteredBody {
+            inner: body,
+            meter: Some(self),
+            ended: false,
+        })
+    }
+
+    /// The whole answer was written.
+    pub(crate) fn delivered(&mut self) {
+        self.delivered = true;
+    }
+}
+
+impl Drop for RequestMeter {
+    fn drop(&mut self) {
+        let total = self.started.elapsed();
+        let bytes_in = self
+            .bytes_in
+            .unwrap_or_else(|| self.conn.bytes_read_for_request());
+        let mut bytes_out = 0;
+        if let Some((at, written)) = self.answered {
+            self.add(Phase::Send, at.elapsed());
+            bytes_out = self.conn.bytes_written().saturating_sub(written);
+        }
+        self.conn.request_finished();
+
+        let metrics = &self.conn.metrics;
+        let route = self.route;
+        let code = self.code.clone().unwrap_or_else(|| "none".to_owned());
+        let delivery = if self.delivered {
+            "complete"
+        } else {
+            "aborted"
+        };
+        metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                code: code.clone(),
+                delivery,
+            })
+            .inc();
+        metrics
+            .request_duration
+            .get_or_create(&RouteLabels { route })
+            .observe(total.as_secs_f64());
+        for phase in Phase::ALL {
+            if let Some(time) = self.phases[phase as usize] {
+                metrics
+                    .phase_duration
+                    .get_or_create(&PhaseLabels {
+                        route,
+                        phase: phase.label(),
+                    })
+                    .observe(time.as_secs_f64());
+            }
+        }
+        metrics
+            .received_bytes
+            .get_or_create(&RouteLabels { route })
+            .inc_by(bytes_in);
+        metrics
+            .sent_bytes
+            .get_or_create(&RouteLabels { route })
+            .inc_by(bytes_out);
+
+        let ms = |phase: Phase| self.phases[phase as usize].map(|d| d.as_secs_f64() * 1e3);
+        let _entered = self.span.enter();
+        macro_rules! request_line {
+            ($level:expr) => {
+                tracing::event!(
+                    $level,
+                    method = %self.method,
+                    path = %self.path,
+                    ops = self.ops.as_deref(),
+                    code = %code,
+                    status = self.status,
+                    error = self.error.as_deref(),
+                    delivered = self.delivered,
+                    bytes_in,
+                    bytes_out,
+                    body_bytes = self.body_bytes,
+                    total_ms = total.as_secs_f64() * 1e3,
+                    receive_ms = ms(Phase::Receive),
+                    queue_ms = ms(Phase::Queue),
+                    decode_ms = ms(Phase::Decode),
+                    transform_ms = ms(Phase::Transform),
+                    encode_ms = ms(Phase::Encode),
+                    send_ms = ms(Phase::Send),
+                    "request"
+                )
+            };
+        }
+        // Probes and scrapes come every few seconds: logged at debug, everything else at info.
+        if matches!(route, "/healthz" | "/metrics") && self.delivered {
+            request_line!(tracing::Level::DEBUG);
+        } else {
+            request_line!(tracing::Level::INFO);
+        }
+    }
+}
+
+/// A response body carrying its request's [`RequestMeter`]. When hyper has taken the last frame
+/// the meter moves to the connection, which finishes it at the next flush.
+pub(crate) struct MeteredBody {
+    inner: Full<Bytes>,
+    meter: Option<RequestMeter>,
+    ended: bool,
+}
+
+impl Body for MeteredBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for MeteredBody {
+    fn drop(&mut self) {
+        if let Some(meter) = self.meter.take() {
+            if self.ended || self.inner.is_end_stream() || meter.bodyless {
+                let conn = Arc::clone(&meter.conn);
+                conn.answer_handed_over(meter);
+            }
+            // Otherwise the body was dropped unsent: the meter finishes here, aborted.
+        }
+    }
+}
+
+/// A short, bounded summary of a `/transform` op list for the log, e.g.
+/// `transform(w=800,fit=cover) draw(1) → image/webp q85`. Built from the raw JSON so requests
+/// that fail validation are summarised too.
+pub(crate) fn ops_summary(transforms: Option<&str>, output: Option<&OutputOptions>) -> String {
+    const MAX: usize = 300;
+    let mut parts = Vec::new();
+    match transforms.map(serde_json::from_str::<serde_json::Value>) {
+        Some(Ok(serde_json::Value::Array(steps))) => {
+            for step in &steps {
+                parts.push(step_summary(step));
+            }
+        }
+        Some(_) => parts.push("(unparsable transforms)".to_owned()),
+        None => {}
+    }
+    let mut summary = parts.join(" ");
+    if let Some(output) = output {
+        if !summary.is_empty() {
+            summary.push(' ');
+        }
+        summary.push_str("→ ");
+        summary.push_str(output.format.content_type());
+        if let Some(quality) = output.quality {
+            summary.push_str(&format!(" q{quality}"));
+        }
+    }
+    if summary.chars().count() > MAX {
+        summary = summary.chars().take(MAX).collect::<String>() + "…";
+    }
+    summary
+}
+
+fn step_summary(step: &serde_json::Value) -> String {
+    let Some(object) = step.as_object() else {
+        return "?".to_owned();
+    };
+    if let Some(index) = object.get("drawImageIndex") {
+        let target = object
+            .get("targetImageIndex")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        let onto = if target == 0 {
+            String::new()
+        } else {
+            format!("→{target}")
+        };
+        return format!("draw({index}{onto})");
+    }
+    let image = object
+        .get("imageIndex")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    // width and height first, then the rest by name (whatever order the JSON map keeps).
+    let mut entries: Vec<_> = object
+        .iter()
+        .filter(|(key, _)| key.as_str() != "imageIndex")
+        .collect();
+    entries.sort_by_key(|(key, _)| match key.as_str() {
+        "width" => (0, ""),
+        "height" => (1, ""),
+        other => (2, other),
+    });
+    let options: Vec<String> = entries
+        .into_iter()
+        .map(|(key, value)| {
+            let key = match key.as_str() {
+                "width" => "w",
+                "height" => "h",
+                other => other,
+            };
+            let value = match value {
+                serde_json::Value::String(s) => s.chars().take(24).collect(),
+                serde_json::Value::Object(_) => "{…}".to_owned(),
+                serde_json::Value::Array(_) => "[…]".to_owned(),
+                other => other.to_string(),
+            };
+            format!("{key}={value}")
+        })
+        .collect();
+    if image == 0 {
+        format!("transform({})", options.join(","))
+    } else {
+        format!("transform#{image}({})", options.join(","))
+    }
+}
+
+/// Installs the log subscriber: `filter` in `EnvFilter` syntax, lines on stderr.
+pub fn init_logging(filter: &str, format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("imgbind: bad log filter {filter:?} ({e}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder
+            // Colour only on a terminal: logs piped to files or journald stay plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgbind_wire::OutputFormat;
+
+    #[test]
+    fn summarises_op_lists() {
+        let output = OutputOptions {
+            quality: Some(85),
+            ..OutputOptions::new(OutputFormat::Webp)
+        };
+        assert_eq!(
+            ops_summary(
+                Some(
+                    r#"[{"imageIndex":0,"width":800,"fit":"cover"},{"imageIndex":1,"rotate":90},{"drawImageIndex":1,"targetImageIndex":0,"top":5}]"#
+                ),
+                Some(&output)
+            ),
+            "transform(w=800,fit=cover) transform#1(rotate=90) draw(1) → image/webp q85"
+        );
+        assert_eq!(ops_summary(Some("{"), None), "(unparsable transforms)");
+        assert_eq!(
+            ops_summary(None, Some(&OutputOptions::new(OutputFormat::Png))),
+            "→ image/png"
+        );
+        let long = format!("[{}]", vec![r#"{"imageIndex":0,"blur":5}"#; 200].join(","));
+        assert!(ops_summary(Some(&long), None).chars().count() <= 301);
+    }
+}
