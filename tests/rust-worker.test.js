@@ -189,6 +189,21 @@ describe("Rust example Worker (worker-build output in Miniflare) against the img
     assert.ok(!closeTo(at(370, 220), [0, 255, 0]), `outside the 20 px overlay is the photo: ${at(370, 220)}`);
   });
 
+  test("POST /caption: images.text() drawn onto the image by the backend", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const white = solidPng(240, 80, [255, 255, 255, 255]);
+    const { pixels, channels } = await expectImage("/caption?text=IMGBIND&size=40&color=%23000000&format=image/png", white, {
+      format: "image/png",
+      width: 240,
+      height: 80,
+    });
+    let dark = 0;
+    for (let i = 0; i < pixels.length; i += channels) if (pixels[i] < 128) dark++;
+    // Seven 40 px capitals in black: hundreds of dark pixels on a white canvas that had none.
+    assert.ok(dark > 300, `text was drawn (${dark} dark pixels)`);
+    assert.ok(dark < 240 * 80 / 2, `not a filled canvas (${dark} dark pixels)`);
+    await expectError("/caption", white, 400, 9401); // no text
+  });
+
   test("errors: corrupt input 9412, truncated JPEG, bad options 9401, as JSON with the code and status", { timeout: TEST_TIMEOUT_MS }, async () => {
     const text = corpusFile("SOURCES.md");
     await expectError("/transform?width=100", text, 415, 9412);

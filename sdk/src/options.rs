@@ -303,6 +303,55 @@ pub fn transform_parts<S>(
     Ok(plan.into_parts(transforms, output.fields()))
 }
 
+/// `text(content, {font, size?, color?})`: text to rasterise as an image (the backend renders it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextOptions {
+    /// The font: a bundled font's file name (`DejaVuSans.ttf`), a file in the backend's font
+    /// folder, or a `data:` URL of a TTF/OTF file.
+    pub font: String,
+    /// Size in px (the backend's default when unset).
+    pub size: Option<f64>,
+    /// CSS colour (the backend's default when unset).
+    pub color: Option<String>,
+}
+
+impl TextOptions {
+    /// Text in `font` at the default size and colour.
+    pub fn new(font: impl Into<String>) -> Self {
+        TextOptions {
+            font: font.into(),
+            size: None,
+            color: None,
+        }
+    }
+}
+
+/// The `text_input`/`draw_text` JSON, as Cloudflare's `serializeTextSource` writes it:
+/// `{"text", "font": {"url"}, "size"?, "color"?}`.
+pub fn text_json(content: &str, options: &TextOptions) -> String {
+    #[derive(Serialize)]
+    struct Font<'a> {
+        url: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Text<'a> {
+        text: &'a str,
+        font: Font<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        color: Option<&'a str>,
+    }
+    let text = Text {
+        text: content,
+        font: Font { url: &options.font },
+        size: options.size,
+        color: options.color.as_deref(),
+    };
+    // Strings and finite-or-null numbers: serialising cannot fail.
+    serde_json::to_string(&text).unwrap_or_default()
+}
+
 /// What `info()` answers, with Cloudflare's JSON keys (`fileSize`, …). SVG has only `format`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -605,6 +654,30 @@ mod tests {
                 "--B--\r\n"
             )
         );
+    }
+
+    #[test]
+    fn text_sources_are_cloudflares_json_in_the_text_parts() {
+        let options = TextOptions {
+            size: Some(48.0),
+            color: Some("#ff0000".into()),
+            ..TextOptions::new("DejaVuSans.ttf")
+        };
+        let json = text_json("Hello \"you\"", &options);
+        assert_eq!(
+            json,
+            r##"{"text":"Hello \"you\"","font":{"url":"DejaVuSans.ttf"},"size":48.0,"color":"#ff0000"}"##
+        );
+        assert_eq!(
+            text_json("a", &TextOptions::new("x.ttf")),
+            r#"{"text":"a","font":{"url":"x.ttf"}}"#
+        );
+        let caption: Transformer<String, StepOptions> =
+            Transformer::new(Source::Text(json.clone()));
+        let tree = input("photo").draw(caption, StepOptions::Draw(DrawOptions::default()));
+        let parts = transform_parts(tree, &OutputFormat::Png.into()).unwrap();
+        assert_eq!(parts[1].name, "draw_text");
+        assert_eq!(parts[1].body, PartBody::Text(json));
     }
 
     #[test]

@@ -31,12 +31,13 @@ pub use imgbind_wire::{
 
 pub use crate::errors::{ImagesError, Operation};
 pub use crate::options::{
-    Border, DrawOptions, Gravity, ImageInfo, OutputOptions, Transform, Trim, TrimBorder, TrimEdges,
+    Border, DrawOptions, Gravity, ImageInfo, OutputOptions, TextOptions, Transform, Trim,
+    TrimBorder, TrimEdges,
 };
 
 use crate::builder::{self, Source};
 use crate::js_io::{self, get, Backend, ChunkStream};
-use crate::options::{parse_info, transform_parts, StepOptions};
+use crate::options::{parse_info, text_json, transform_parts, StepOptions};
 use crate::serialize::{self, frame, Part, Segment as BodySegment};
 
 /// The binding: start a transformer with [`input`](Images::input), or ask [`info`](Images::info).
@@ -75,6 +76,15 @@ impl Images {
         ImageTransformer {
             backend: self.backend.clone(),
             tree: builder::Transformer::new(Source::Image(image.into())),
+        }
+    }
+
+    /// Starts a transformer on text, rendered by the backend (`text_input`, or `draw_text` when
+    /// drawn onto another image).
+    pub fn text(&self, content: &str, options: &TextOptions) -> ImageTransformer {
+        ImageTransformer {
+            backend: self.backend.clone(),
+            tree: builder::Transformer::new(Source::Text(text_json(content, options))),
         }
     }
 

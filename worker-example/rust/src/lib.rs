@@ -10,6 +10,8 @@
 //! POST /info                                                           body: the image -> JSON
 //! POST /composite?top=&left=&bottom=&right=&opacity=&width=&height=&fit=&overlayWidth=&overlayHeight=&format=&quality=
 //!      body: multipart/form-data with file fields `image` (the canvas) and `overlay`
+//! POST /caption?text=&size=&color=&format=&quality=                      body: the image; the text
+//!      is drawn 8 px from its bottom-left corner in the backend's bundled DejaVu Sans
 //! ```
 //!
 //! Errors (the SDK's [`ImagesError`], Cloudflare's 9xxx codes) become
@@ -17,7 +19,7 @@
 
 use imgbind_sdk::rust_api::{
     DrawOptions, ErrorCode, Fit, Flip, ImageInput, Images, ImagesError, Operation, OutputFormat,
-    OutputOptions, Rotate, Transform,
+    OutputOptions, Rotate, TextOptions, Transform,
 };
 use serde_json::json;
 use worker::{event, Context, Env, FormEntry, Headers, Method, Request, Response, Result, Url};
@@ -32,7 +34,10 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     if req.method() == Method::Get && path == "/" {
         return usage();
     }
-    if !matches!(path.as_str(), "/transform" | "/info" | "/composite") {
+    if !matches!(
+        path.as_str(),
+        "/transform" | "/info" | "/composite" | "/caption"
+    ) {
         return json_error(404, None, &format!("no route {path}"));
     }
     if req.method() != Method::Post {
@@ -48,6 +53,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let answer = match path.as_str() {
         "/transform" => transform(&images, &req, &query).await,
         "/info" => info(&images, &req).await,
+        "/caption" => caption(&images, &req, &query).await,
         _ => composite(&images, &mut req, &query).await,
     };
     match answer {
@@ -100,6 +106,30 @@ async fn composite(images: &Images, req: &mut Request, query: &Query) -> Answer 
         .input(base)
         .transform(query.transform("width", "height", false)?)
         .draw(overlay, query.draw()?)
+        .output(query.output()?)
+        .await?;
+    output.response()
+}
+
+/// The body image with `text` drawn near its bottom-left corner.
+async fn caption(images: &Images, req: &Request, query: &Query) -> Answer {
+    let text = query
+        .get("text")
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| invalid("caption needs ?text="))?;
+    let options = TextOptions {
+        size: query.parse("size")?,
+        color: query.get("color"),
+        ..TextOptions::new("DejaVuSans.ttf")
+    };
+    let placement = DrawOptions {
+        bottom: Some(8),
+        left: Some(8),
+        ..DrawOptions::default()
+    };
+    let output = images
+        .input(require_body(req)?)
+        .draw(images.text(&text, &options), placement)
         .output(query.output()?)
         .await?;
     output.response()
@@ -245,6 +275,7 @@ fn usage() -> Result<Response> {
         "  POST /info                                                           (body: image)",
         "  POST /composite?top=&left=&bottom=&right=&opacity=&width=&overlayWidth=&format=",
         "       (multipart: image=@base, overlay=@logo)",
+        "  POST /caption?text=&size=&color=&format=                              (body: image)",
         "",
     ]
     .join("\n");
