@@ -264,6 +264,7 @@ describe("Rust example Worker under wrangler dev, backend over TCP (IMGBIND_URL)
       process.execPath,
       [
         WRANGLER_JS, "dev", "--local", "--ip", "127.0.0.1", "--port", String(port),
+        "--inspector-port", String(await freePort()), // not the default 9229, which may be taken
         "--var", `IMGBIND_URL:http://127.0.0.1:${backendPort}`,
       ],
       {
