@@ -295,8 +295,10 @@ mod tests {
             code(&b64(b"\0\x01\0\0\0\x09garbage-garbage"), &limits),
             ErrorCode::InvalidArguments
         );
-        let mut big = Limits::default();
-        big.max_font_bytes = 10;
+        let big = Limits {
+            max_font_bytes: 10,
+            ..Limits::default()
+        };
         assert_eq!(
             load(BUNDLED_FONT_NAME, &big).unwrap_err().code(),
             ErrorCode::TooLarge
