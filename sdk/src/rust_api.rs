@@ -19,7 +19,7 @@
 
 use std::rc::Rc;
 
-use futures_util::stream::{self, LocalBoxStream, StreamExt};
+use futures_util::stream::{LocalBoxStream, StreamExt};
 use js_sys::Uint8Array;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -36,7 +36,7 @@ pub use crate::options::{
 };
 
 use crate::builder::{self, Source};
-use crate::js_io::{self, get, Backend, ChunkStream};
+use crate::js_io::{self, get, Backend, JsInput, JsSource};
 use crate::options::{parse_info, text_json, transform_parts, StepOptions};
 use crate::serialize::{self, frame, Part, Segment as BodySegment};
 
@@ -92,7 +92,7 @@ impl Images {
     pub async fn info(&self, image: impl Into<ImageInput>) -> Result<ImageInfo, ImagesError> {
         let boundary = new_boundary();
         let parts = vec![Part::file(imgbind_wire::protocol::PART_IMAGE, image.into())];
-        let body = request_body(frame(&boundary, parts));
+        let body = request_body(frame(&boundary, parts), Operation::Info)?;
         let response = self
             .backend
             .post(Operation::Info, &serialize::content_type(&boundary), body)
@@ -109,8 +109,8 @@ impl Images {
 }
 
 /// Image bytes for [`Images::input`], [`Images::info`] and [`ImageTransformer::draw`]: a
-/// `Vec<u8>`/`&[u8]`, a JS `ReadableStream` (passed through chunk by chunk, no copy into wasm
-/// memory), a `worker::Request`'s body, or a `worker::ByteStream`.
+/// `Vec<u8>`/`&[u8]`, a JS `ReadableStream` (in workerd piped natively into the request, never
+/// through wasm), a `worker::Request`'s body, or a `worker::ByteStream`.
 pub struct ImageInput(InputBody);
 
 enum InputBody {
@@ -120,20 +120,26 @@ enum InputBody {
 }
 
 impl ImageInput {
-    /// The bytes as a lazy chunk stream: nothing is read until the request body is pulled.
-    fn into_chunks(self) -> ChunkStream {
-        match self.0 {
-            InputBody::Bytes(bytes) => {
-                stream::once(async move { Ok(Uint8Array::from(&bytes[..])) }).boxed_local()
+    /// The input as the JavaScript API takes it (a `Uint8Array` or a `ReadableStream`), so the
+    /// request body is built by the same code: in workerd a stream is piped natively into it.
+    fn into_js(self, op: Operation) -> Result<JsInput, JsValue> {
+        let value: JsValue = match self.0 {
+            InputBody::Bytes(bytes) => Uint8Array::from(&bytes[..]).into(),
+            InputBody::Js(body) => body.into(),
+            InputBody::Rust(chunks) => {
+                let chunks = chunks
+                    .map(|chunk| {
+                        chunk
+                            .map(|bytes| Uint8Array::from(&bytes[..]))
+                            .map_err(JsValue::from)
+                    })
+                    .boxed_local();
+                js_io::to_js_stream(chunks).into()
             }
-            InputBody::Js(body) => js_io::read_stream(body, Operation::Transform),
-            InputBody::Rust(chunks) => chunks
-                .map(|chunk| {
-                    chunk
-                        .map(|bytes| Uint8Array::from(&bytes[..]))
-                        .map_err(JsValue::from)
-                })
-                .boxed_local(),
+        };
+        match JsSource::from_js(op, &value, &JsValue::UNDEFINED)? {
+            JsSource::Image(input) => Ok(input),
+            JsSource::Text { .. } => Err(js_io::invalid(op, "image bytes expected")),
         }
     }
 }
@@ -233,7 +239,7 @@ impl ImageTransformer {
     ) -> Result<ImageOutput, ImagesError> {
         let parts = transform_parts(self.tree, &options.into())?;
         let boundary = new_boundary();
-        let body = request_body(frame(&boundary, parts));
+        let body = request_body(frame(&boundary, parts), Operation::Transform)?;
         let response = self
             .backend
             .post(
@@ -326,17 +332,20 @@ impl From<ImagesError> for worker::Error {
     }
 }
 
-/// The multipart body, produced as it is read: framing bytes, then each input's chunks.
-fn request_body(segments: Vec<BodySegment<ImageInput>>) -> ReadableStream {
-    let chunks = stream::iter(segments)
-        .flat_map(|segment| match segment {
-            BodySegment::Bytes(bytes) => {
-                stream::once(async move { Ok(Uint8Array::from(&bytes[..])) }).boxed_local()
-            }
-            BodySegment::Stream(input) => input.into_chunks(),
+/// The multipart body, produced as it is read, by the JavaScript API's code.
+fn request_body(
+    segments: Vec<BodySegment<ImageInput>>,
+    op: Operation,
+) -> Result<ReadableStream, ImagesError> {
+    let segments = segments
+        .into_iter()
+        .map(|segment| match segment {
+            BodySegment::Bytes(bytes) => Ok(BodySegment::Bytes(bytes)),
+            BodySegment::Stream(input) => input.into_js(op).map(BodySegment::Stream),
         })
-        .boxed_local();
-    js_io::to_js_stream(chunks)
+        .collect::<Result<Vec<_>, JsValue>>()
+        .map_err(from_js)?;
+    Ok(js_io::request_body(segments, op))
 }
 
 fn new_boundary() -> String {

@@ -52,7 +52,7 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let query = Query(url);
     let answer = match path.as_str() {
         "/transform" => transform(&images, &req, &query).await,
-        "/info" => info(&images, &req).await,
+        "/info" => info(&images, &mut req).await,
         "/caption" => caption(&images, &req, &query).await,
         _ => composite(&images, &mut req, &query).await,
     };
@@ -85,9 +85,12 @@ async fn transform(images: &Images, req: &Request, query: &Query) -> Answer {
     output.response()
 }
 
-/// Format, size in bytes and dimensions of the body image.
-async fn info(images: &Images, req: &Request) -> Answer {
-    let info = images.info(require_body(req)?).await?;
+/// Format, size in bytes and dimensions of the body image. (Read as a `worker::ByteStream`, to
+/// show that input kind; `/transform` passes the JS stream itself.)
+async fn info(images: &Images, req: &mut Request) -> Answer {
+    require_body(req)?;
+    let body = req.stream().map_err(|e| invalid(&e.to_string()))?;
+    let info = images.info(body).await?;
     Response::from_json(&info).map_err(|e| internal(&e.to_string()))
 }
 
