@@ -112,11 +112,11 @@ pub struct ServeArgs {
     pub drain_max_bytes: u64,
 
     /// Time allowed for that discarding.
-    #[arg(long, env = "IMGBIND_DRAIN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "drain-timeout-secs", env = "IMGBIND_DRAIN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
     /// On SIGTERM/SIGINT, time given to in-flight connections to finish.
-    #[arg(long, env = "IMGBIND_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "shutdown-timeout-secs", env = "IMGBIND_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
     /// Serve `GET /metrics` (Prometheus text format): `on` or `off`.
@@ -408,8 +408,16 @@ mod tests {
         assert_eq!(config.shutdown_timeout, Duration::from_secs(6));
         assert!(!config.metrics);
         // The old flag names still work.
-        let config =
-            serve(&["--unix-mode", "640", "--header-read-timeout-secs", "9"]).into_config();
+        let config = serve(&[
+            "--unix-mode",
+            "640",
+            "--header-read-timeout-secs",
+            "9",
+            "--shutdown-timeout-secs",
+            "4",
+        ])
+        .into_config();
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(4));
         assert_eq!(config.socket_mode, 0o640);
         assert_eq!(config.header_timeout, Duration::from_secs(9));
         assert!(Cli::try_parse_from(["imgbind", "serve", "--max-connections", "0"]).is_err());

@@ -289,8 +289,8 @@ async fn after_receive<T>(
             let error = Error::new(
                 ErrorCode::TooLarge,
                 format!(
-                    "the request body was not received within {} s",
-                    state.receive_timeout.as_secs()
+                    "the request body was not received within {:?}",
+                    state.receive_timeout
                 ),
             );
             (Err(error), Drained::Abandoned { bytes: 0 })
