@@ -221,7 +221,7 @@ impl Drop for RequestMeter {
             .get_or_create(&RouteLabels { route })
             .inc_by(bytes_out);
 
-        let ms = |phase: Phase| self.phases[phase as usize].map(|d| d.as_secs_f64() * 1e3);
+        let ms = |phase: Phase| self.phases[phase as usize].map(millis);
         let _entered = self.span.enter();
         macro_rules! request_line {
             ($level:expr) => {
@@ -237,7 +237,7 @@ impl Drop for RequestMeter {
                     bytes_in,
                     bytes_out,
                     body_bytes = self.body_bytes,
-                    total_ms = total.as_secs_f64() * 1e3,
+                    total_ms = millis(total),
                     receive_ms = ms(Phase::Receive),
                     queue_ms = ms(Phase::Queue),
                     decode_ms = ms(Phase::Decode),
@@ -255,6 +255,11 @@ impl Drop for RequestMeter {
             request_line!(tracing::Level::INFO);
         }
     }
+}
+
+/// Milliseconds, rounded to the microsecond (log lines stay short).
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1e6).round() / 1e3
 }
 
 /// A response body carrying its request's [`RequestMeter`]. When hyper has taken the last frame
