@@ -7,8 +7,8 @@
 //!   (disposal included).
 //! - WebP: `image-webp` reads the chunk index (frame count, canvas, loop count) on open and
 //!   composites each frame onto the canvas as it is read.
-//! - Output: GIF through the `gif` crate (one NeuQuant palette per frame, `color_quant`, speed
-//!   [`GIF_SPEED`]); WebP through libwebp's `WebPAnimEncoder` (the `webp` crate), lossy at the
+//! - Output: GIF through the `gif` crate (one palette for the whole animation, exact or NeuQuant
+//!   via `color_quant` at [`GIF_SPEED`], and only the changed box of each frame); WebP through libwebp's `WebPAnimEncoder` (the `webp` crate), lossy at the
 //!   requested quality, lossless at 100.
 //!
 //! Every frame runs the same canvas steps. Choices that depend on pixels (`trim: border`, and the
@@ -25,8 +25,8 @@ use crate::decode::{Format, Header};
 use crate::raster::{try_alloc, Raster};
 use crate::{composite, Clock, Encoded, Limits};
 
-/// NeuQuant sampling speed for GIF output, 1 (best) to 30 (fastest). 10 keeps gradients smooth
-/// while a 660×666 frame quantises in a few milliseconds.
+/// NeuQuant sampling factor for the GIF palette, 1 (best) to 30 (fastest): 10 is the usual
+/// compromise (image-rs's default too).
 pub(crate) const GIF_SPEED: i32 = 10;
 
 /// How often an animation plays.
@@ -154,7 +154,12 @@ impl<'a> Frames<'a> {
                 FrameSource::Gif(decoder.into_frames())
             }
             Format::Webp => {
-                let decoder = image_webp::WebPDecoder::new(Cursor::new(bytes))
+                let mut decoder = image_webp::WebPDecoder::new(Cursor::new(bytes))
+                    .map_err(|e| corrupt("WebP", e))?;
+                // Without a background colour image-webp ignores "dispose to background"; libwebp
+                // (and browsers) clear the frame's rectangle to transparent, so do the same.
+                decoder
+                    .set_background_color([0, 0, 0, 0])
                     .map_err(|e| corrupt("WebP", e))?;
                 FrameSource::Webp(Box::new(decoder))
             }
@@ -386,16 +391,14 @@ pub(crate) fn run(
     })
 }
 
-/// Collects processed frames into an animated GIF or WebP.
+/// Collects processed frames into an animated GIF or WebP. Both encoders take the frames at the
+/// end: GIF builds one palette from all of them, WebP's `AnimEncoder` takes them together.
 struct Writer {
     format: OutputFormat,
     quality: u8,
     background: Option<imgbind_wire::Rgba>,
     loops: Loops,
-    /// GIF frames are encoded as they come.
-    gif: Option<gif::Encoder<Vec<u8>>>,
-    /// WebP frames are kept until the end (the `webp` crate's encoder takes them all at once).
-    webp: Vec<(Raster, u32)>,
+    frames: Vec<(Raster, u32)>,
 }
 
 impl Writer {
@@ -405,8 +408,7 @@ impl Writer {
             quality: output.quality_or_default().clamp(1, 100),
             background: output.background,
             loops,
-            gif: None,
-            webp: Vec::new(),
+            frames: Vec::new(),
         }
     }
 
@@ -415,74 +417,199 @@ impl Writer {
             Some(bg) => img.flatten(bg)?,
             None => img,
         };
-        match self.format {
-            OutputFormat::Gif => self.push_gif(img, delay_ms),
-            _ => {
-                self.webp.push((img, delay_ms));
-                Ok(())
-            }
-        }
-    }
-
-    fn push_gif(&mut self, mut img: Raster, delay_ms: u32) -> Result<(), Error> {
-        let fail = |e| encode_error("GIF", e);
-        let (w, h) = match (u16::try_from(img.width), u16::try_from(img.height)) {
-            (Ok(w), Ok(h)) => (w, h),
-            _ => {
-                return Err(Error::new(
-                    ErrorCode::ProcessingLimit,
-                    format!(
-                        "GIF cannot be larger than 65535x65535 (image is {}x{})",
-                        img.width, img.height
-                    ),
-                ))
-            }
-        };
-        if self.gif.is_none() {
-            let mut encoder = gif::Encoder::new(Vec::new(), w, h, &[]).map_err(fail)?;
-            match self.loops {
-                Loops::Forever => encoder.set_repeat(gif::Repeat::Infinite).map_err(fail)?,
-                Loops::Times(1) => {}
-                Loops::Times(n) => encoder
-                    .set_repeat(gif::Repeat::Finite(
-                        u16::try_from(n - 1).unwrap_or(u16::MAX),
-                    ))
-                    .map_err(fail)?,
-            }
-            self.gif = Some(encoder);
-        }
-        let mut frame = if img.has_alpha {
-            // GIF has 1-bit transparency and the encoder makes any alpha above 0 opaque: cut at
-            // half instead, so faint edges vanish rather than turn solid.
-            for p in img.data.chunks_exact_mut(4) {
-                p[3] = if p[3] < 128 { 0 } else { 255 };
-            }
-            let mut frame = gif::Frame::from_rgba_speed(w, h, &mut img.data, GIF_SPEED);
-            // Every frame is a whole canvas: clear it before the next one so transparent pixels
-            // show what is behind the image, not the previous frame.
-            frame.dispose = gif::DisposalMethod::Background;
-            frame
-        } else {
-            gif::Frame::from_rgb_speed(w, h, &img.data, GIF_SPEED)
-        };
-        frame.delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
-        let encoder = self
-            .gif
-            .as_mut()
-            .ok_or_else(|| encode_error("GIF", "no encoder"))?;
-        encoder.write_frame(&frame).map_err(fail)
+        self.frames.push((img, delay_ms));
+        Ok(())
     }
 
     fn finish(self, width: u32, height: u32) -> Result<Vec<u8>, Error> {
         match self.format {
-            OutputFormat::Gif => self
-                .gif
-                .ok_or_else(|| encode_error("GIF", "no frames"))?
-                .into_inner()
-                .map_err(|e| encode_error("GIF", e)),
-            _ => encode_webp(&self.webp, width, height, self.quality, self.loops),
+            OutputFormat::Gif => encode_gif(&self.frames, width, height, self.loops),
+            _ => encode_webp(&self.frames, width, height, self.quality, self.loops),
         }
     }
+}
+
+/// Most pixels the GIF palette is trained on (sampled evenly from every frame).
+const GIF_PALETTE_SAMPLE: usize = 512 * 1024;
+
+/// The palette index GIF output reserves for transparency (real, and "unchanged since the
+/// previous frame").
+const GIF_TRANSPARENT: u8 = 255;
+
+/// Maps colours to one palette of at most 255 entries: exact when the frames have that few
+/// colours, NeuQuant (`color_quant`) otherwise.
+enum Palette {
+    Exact(std::collections::HashMap<[u8; 3], u8>),
+    Learned(color_quant::NeuQuant),
+}
+
+impl Palette {
+    /// Builds the palette from a sample of every frame's opaque pixels; also returns it as RGB
+    /// triplets, 256 entries (the last is the transparent one).
+    fn build(frames: &[(Raster, u32)]) -> (Palette, Vec<u8>) {
+        let total: usize = frames
+            .iter()
+            .map(|(f, _)| f.width as usize * f.height as usize)
+            .sum();
+        let step = total.div_ceil(GIF_PALETTE_SAMPLE).max(1);
+        let mut sample = Vec::with_capacity(total / step * 4 + 4);
+        let mut exact: std::collections::HashMap<[u8; 3], u8> = Default::default();
+        // Opaque pixels seen so far.
+        let mut n = 0usize;
+        for (frame, _) in frames {
+            let c = frame.channels();
+            for p in frame.data.chunks_exact(c) {
+                let opaque = c == 3 || p[3] >= 128;
+                if opaque && exact.len() <= 255 {
+                    let len = exact.len();
+                    exact.entry([p[0], p[1], p[2]]).or_insert(len as u8);
+                }
+                if opaque {
+                    if n.is_multiple_of(step) {
+                        sample.extend_from_slice(&[p[0], p[1], p[2], 255]);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        let mut rgb = vec![0u8; 256 * 3];
+        if exact.len() <= 255 {
+            for (colour, index) in &exact {
+                let at = usize::from(*index) * 3;
+                rgb[at..at + 3].copy_from_slice(colour);
+            }
+            return (Palette::Exact(exact), rgb);
+        }
+        let quant = color_quant::NeuQuant::new(GIF_SPEED, 255, &sample);
+        rgb[..255 * 3].copy_from_slice(&quant.color_map_rgb());
+        (Palette::Learned(quant), rgb)
+    }
+
+    /// The index of an opaque colour.
+    fn index(&self, r: u8, g: u8, b: u8) -> u8 {
+        match self {
+            Palette::Exact(map) => map.get(&[r, g, b]).copied().unwrap_or(0),
+            Palette::Learned(quant) => quant.index_of(&[r, g, b, 255]) as u8,
+        }
+    }
+
+    /// Palette indices of a frame; pixels with alpha below 128 are [`GIF_TRANSPARENT`].
+    fn indices(&self, frame: &Raster) -> Vec<u8> {
+        let c = frame.channels();
+        frame
+            .data
+            .chunks_exact(c)
+            .map(|p| {
+                if c == 4 && p[3] < 128 {
+                    GIF_TRANSPARENT
+                } else {
+                    self.index(p[0], p[1], p[2])
+                }
+            })
+            .collect()
+    }
+}
+
+/// Encodes frames as an animated GIF with the `gif` crate: one global palette for all frames.
+/// Opaque animations store only what changed (the bounding box of changed pixels, unchanged ones
+/// transparent, disposal "keep"), which is what keeps GIF output small; animations with
+/// transparency store whole frames disposed to background.
+fn encode_gif(
+    frames: &[(Raster, u32)],
+    width: u32,
+    height: u32,
+    loops: Loops,
+) -> Result<Vec<u8>, Error> {
+    let fail = |e| encode_error("GIF", e);
+    let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+        return Err(Error::new(
+            ErrorCode::ProcessingLimit,
+            format!("GIF cannot be larger than 65535x65535 (image is {width}x{height})"),
+        ));
+    };
+    let (palette, rgb) = Palette::build(frames);
+    let mut encoder = gif::Encoder::new(Vec::new(), w, h, &rgb).map_err(fail)?;
+    match loops {
+        Loops::Forever => encoder.set_repeat(gif::Repeat::Infinite).map_err(fail)?,
+        Loops::Times(1) => {}
+        Loops::Times(n) => encoder
+            .set_repeat(gif::Repeat::Finite(
+                u16::try_from(n - 1).unwrap_or(u16::MAX),
+            ))
+            .map_err(fail)?,
+    }
+    let transparent = frames
+        .iter()
+        .any(|(f, _)| f.has_alpha && f.data.chunks_exact(4).any(|p| p[3] < 128));
+    let mut previous: Option<Vec<u8>> = None;
+    for (img, delay_ms) in frames {
+        let indices = palette.indices(img);
+        let delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
+        let mut frame = gif::Frame {
+            delay,
+            width: w,
+            height: h,
+            ..gif::Frame::default()
+        };
+        match (&previous, transparent) {
+            (_, true) => {
+                // Whole canvases, cleared after display so transparent pixels stay transparent.
+                frame.dispose = gif::DisposalMethod::Background;
+                frame.transparent = Some(GIF_TRANSPARENT);
+                frame.buffer = std::borrow::Cow::Owned(indices);
+            }
+            (None, false) => {
+                frame.buffer = std::borrow::Cow::Owned(indices.clone());
+                previous = Some(indices);
+            }
+            (Some(before), false) => {
+                let (x0, y0, x1, y1) =
+                    changed_box(before, &indices, width as usize).unwrap_or((0, 0, 1, 1));
+                let mut part = Vec::with_capacity((x1 - x0) * (y1 - y0));
+                for y in y0..y1 {
+                    let row = y * width as usize;
+                    for x in x0..x1 {
+                        let i = row + x;
+                        part.push(if indices[i] == before[i] {
+                            GIF_TRANSPARENT
+                        } else {
+                            indices[i]
+                        });
+                    }
+                }
+                frame.left = x0 as u16;
+                frame.top = y0 as u16;
+                frame.width = (x1 - x0) as u16;
+                frame.height = (y1 - y0) as u16;
+                frame.transparent = Some(GIF_TRANSPARENT);
+                frame.buffer = std::borrow::Cow::Owned(part);
+                previous = Some(indices);
+            }
+        }
+        encoder.write_frame(&frame).map_err(fail)?;
+    }
+    encoder.into_inner().map_err(fail)
+}
+
+/// The smallest box `(x0, y0, x1, y1)` (exclusive ends) holding every index that differs, or
+/// `None` when the frames are the same.
+fn changed_box(before: &[u8], after: &[u8], width: usize) -> Option<(usize, usize, usize, usize)> {
+    let mut found: Option<(usize, usize, usize, usize)> = None;
+    for (y, (a, b)) in before
+        .chunks_exact(width)
+        .zip(after.chunks_exact(width))
+        .enumerate()
+    {
+        let Some(first) = a.iter().zip(b).position(|(p, q)| p != q) else {
+            continue;
+        };
+        let last = a.iter().zip(b).rposition(|(p, q)| p != q).unwrap_or(first);
+        found = Some(match found {
+            None => (first, y, last + 1, y + 1),
+            Some((x0, y0, x1, _)) => (x0.min(first), y0, x1.max(last + 1), y + 1),
+        });
+    }
+    found
 }
 
 /// Encodes frames with libwebp's animation encoder: lossy at `quality`, lossless at 100.

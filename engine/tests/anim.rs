@@ -107,6 +107,8 @@ fn decode_gif(bytes: &[u8]) -> (Vec<Frame>, Loop) {
 fn decode_webp(bytes: &[u8]) -> (Vec<Frame>, Loop) {
     let mut decoder = image_webp::WebPDecoder::new(Cursor::new(bytes)).unwrap();
     assert!(decoder.is_animated(), "not an animated WebP");
+    // Dispose to transparent, as libwebp and browsers do (image-webp needs a colour for it).
+    decoder.set_background_color([0, 0, 0, 0]).unwrap();
     let (width, height) = decoder.dimensions();
     let looping = match decoder.loop_count() {
         image_webp::LoopCount::Forever => 0,
@@ -404,6 +406,48 @@ fn pixel_dependent_choices_are_made_once_for_all_frames() {
     let (frames, _) = decode(&cropped);
     assert_eq!(frames.len(), 2);
     assert!(frames.iter().all(|f| (f.width, f.height) == (10, 20)));
+}
+
+#[test]
+fn transparent_gif_frames_stay_transparent() {
+    // A 3×3 opaque square moving over a fully transparent 24×8 canvas.
+    let (w, h) = (24u16, 8u16);
+    let mut gif_bytes = Vec::new();
+    {
+        let mut encoder = gif::Encoder::new(&mut gif_bytes, w, h, &[]).unwrap();
+        for n in 0..4u16 {
+            let mut rgba = vec![0u8; usize::from(w) * usize::from(h) * 4];
+            for y in 2..5u16 {
+                for x in n * 5..n * 5 + 3 {
+                    let i = (usize::from(y) * usize::from(w) + usize::from(x)) * 4;
+                    rgba[i..i + 4].copy_from_slice(&[250, 120, 0, 255]);
+                }
+            }
+            let mut frame = gif::Frame::from_rgba(w, h, &mut rgba);
+            frame.delay = 8;
+            frame.dispose = gif::DisposalMethod::Background;
+            encoder.write_frame(&frame).unwrap();
+        }
+    }
+    let src = Bytes::from(gif_bytes);
+    for format in [OutputFormat::Gif, OutputFormat::Webp] {
+        let (frames, _) = decode(&run_ok(&[&src], "[]", lossless(format)));
+        assert_eq!(frames.len(), 4, "{format:?}");
+        for (n, frame) in frames.iter().enumerate() {
+            let x = n as u32 * 5;
+            // (libwebp's lossless animation moves opaque colours by a unit at most.)
+            assert!(
+                near(frame.pixel(x + 1, 3), [250, 120, 0, 255], 1),
+                "{format:?} {n}: {:?}",
+                frame.pixel(x + 1, 3)
+            );
+            // Where the square was one frame earlier is transparent again.
+            if n > 0 {
+                assert_eq!(frame.pixel(x - 4, 3)[3], 0, "{format:?} {n}");
+            }
+            assert_eq!(frame.pixel(23, 7)[3], 0, "{format:?} {n}");
+        }
+    }
 }
 
 fn error(images: &[&Bytes], output: OutputOptions, limits: &Limits) -> (ErrorCode, String) {
