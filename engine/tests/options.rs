@@ -510,7 +510,7 @@ fn gravity_point_box_center_mode() {
 /// 400×100 flat grey with a checkerboard patch at x 300..380: the only detail in the image.
 fn detail_on_the_right() -> Bytes {
     png(400, 100, |x, y| {
-        if (300..380).contains(&x) && (20..80).contains(&y) && (x / 4 + y / 4) % 2 == 0 {
+        if (300..380).contains(&x) && (20..80).contains(&y) && (x / 4 + y / 4).is_multiple_of(2) {
             BLACK
         } else {
             [200, 200, 200, 255]
@@ -655,7 +655,7 @@ fn spread(p: &Pixels) -> f64 {
 
 fn checkerboard(size: u32, cell: u32) -> Bytes {
     png(size, size, |x, y| {
-        if (x / cell + y / cell) % 2 == 0 {
+        if (x / cell + y / cell).is_multiple_of(2) {
             WHITE
         } else {
             BLACK
