@@ -1,5 +1,9 @@
-//! Sniff the format, read the size from the header, decode (JPEG with DCT shrink-on-load), and
-//! apply the EXIF orientation so every step sees the image upright.
+//! Sniff the format, read the size from the header, decode (JPEG with DCT shrink-on-load), convert
+//! embedded colour profiles to sRGB (`icc.rs`), and apply the EXIF orientation so every step sees
+//! the image upright, in sRGB.
+//!
+//! JPEG: libjpeg-turbo (RGB, greyscale, CMYK/YCCK). PNG: image-rs (8/16-bit, palette + tRNS, grey
+//! + alpha; 16-bit is rounded to 8). WebP: libwebp. AVIF: libavif + aom (`avif.rs`). GIF: image-rs.
 //!
 //! Animated GIF and WebP inputs are decoded here to their first frame, through `anim.rs`, after
 //! their frame count and frame-pixels passed the limits (the rest of a GIF is still scanned, so a
@@ -11,6 +15,7 @@ use image::DynamicImage;
 use imgbind_wire::{Error, ErrorCode};
 
 use crate::geometry;
+use crate::icc;
 use crate::raster::{buffer_len, try_alloc, Raster};
 use crate::{Clock, Limits};
 
@@ -138,7 +143,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         Format::Jpeg => {
             let h = turbojpeg::read_header(bytes).map_err(|e| corrupt("JPEG", e))?;
             let (w, h) = (to_u32(h.width)?, to_u32(h.height)?);
-            (w, h, jpeg_orientation(bytes))
+            (w, h, exif_orientation(Format::Jpeg, bytes))
         }
         Format::Png => {
             // IHDR is always the first chunk: length 13, "IHDR", width, height (big-endian).
@@ -147,7 +152,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
             }
             let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
             let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
-            (w, h, png_orientation(bytes))
+            (w, h, exif_orientation(Format::Png, bytes))
         }
         Format::Gif => {
             if bytes.len() < 13 {
@@ -160,13 +165,20 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         Format::Webp => {
             let f = webp::BitstreamFeatures::new(bytes)
                 .ok_or_else(|| corrupt("WebP", "unreadable header"))?;
-            (f.width(), f.height(), webp_orientation(bytes))
+            (f.width(), f.height(), exif_orientation(Format::Webp, bytes))
         }
-        Format::Avif | Format::Heic => {
+        Format::Avif => {
+            let h = crate::avif::read_header(bytes)?;
+            (h.width, h.height, h.orientation)
+        }
+        Format::Heic => {
             let (w, h) = isobmff_size(bytes).ok_or_else(|| corrupt(format.mime(), "no size"))?;
             (w, h, 1)
         }
-        Format::Svg => (0, 0, 1),
+        Format::Svg => {
+            let (w, h) = crate::svg::read_size(bytes)?;
+            (w, h, 1)
+        }
         Format::Other(mime) => {
             return Err(Error::new(
                 ErrorCode::UnsupportedFormat,
@@ -189,14 +201,19 @@ fn to_u32(v: usize) -> Result<u32, Error> {
 /// 9520 for formats we recognise but cannot decode, before their dimensions are looked at.
 pub(crate) fn check_decodable(format: Format) -> Result<(), Error> {
     let what = match format {
-        Format::Jpeg | Format::Png | Format::Gif | Format::Webp => return Ok(()),
-        Format::Avif => "AVIF input is not supported yet",
-        Format::Heic => "HEIC input is not supported yet",
-        Format::Svg => "SVG input cannot be transformed",
+        Format::Jpeg | Format::Png | Format::Gif | Format::Webp | Format::Avif | Format::Svg => {
+            return Ok(())
+        }
+        Format::Heic => HEIC_UNSUPPORTED,
         Format::Other(_) => "this image type is not supported",
     };
     Err(Error::new(ErrorCode::UnsupportedFormat, what))
 }
+
+/// HEIC needs an HEVC decoder; none is maintained on crates.io that builds from vendored source
+/// under a licence we can ship, so HEIC is refused (as Cloudflare did before 2025).
+const HEIC_UNSUPPORTED: &str =
+    "HEIC input is not supported; convert it to JPEG, PNG, WebP or AVIF first";
 
 /// Decodes an image whose header has been read and checked against the limits, then turns it
 /// upright. `min_scale` (≤ 1) lets a JPEG shrink on load: the decoder may return any size at least
@@ -210,40 +227,34 @@ pub(crate) fn decode(
 ) -> Result<Raster, Error> {
     let raster = match header.format {
         Format::Jpeg => decode_jpeg(bytes, min_scale)?,
-        Format::Png => {
-            let decoder = image::codecs::png::PngDecoder::new(Cursor::new(bytes))
-                .map_err(|e| corrupt("PNG", e))?;
-            from_dynamic(DynamicImage::from_decoder(decoder).map_err(|e| corrupt("PNG", e))?)?
-        }
+        Format::Png => decode_png(bytes)?,
         // Every GIF goes through the animation reader: its frames are counted (and the file
         // checked to the end) before the first one is decoded.
         Format::Gif => crate::anim::first_frame(bytes, header, limits, clock)?
             .ok_or_else(|| corrupt("GIF", "no frames"))?,
         Format::Webp => decode_webp(bytes, header, limits, clock)?,
         Format::Avif => {
-            return Err(Error::new(
-                ErrorCode::UnsupportedFormat,
-                "AVIF input is not supported yet",
-            ))
+            let avif = crate::avif::decode(bytes, limits)?;
+            match avif.icc {
+                Some(profile) => icc::rgb_to_srgb(avif.raster, &profile)?,
+                None => icc::cicp_to_srgb(avif.raster, avif.color_primaries, avif.transfer)?,
+            }
         }
-        Format::Heic => {
-            return Err(Error::new(
-                ErrorCode::UnsupportedFormat,
-                "HEIC input is not supported yet",
-            ))
-        }
-        Format::Svg => {
-            return Err(Error::new(
-                ErrorCode::UnsupportedFormat,
-                "SVG input cannot be transformed",
-            ))
-        }
+        Format::Heic => return Err(Error::new(ErrorCode::UnsupportedFormat, HEIC_UNSUPPORTED)),
+        Format::Svg => crate::svg::rasterise(bytes)?,
         Format::Other(mime) => {
             return Err(Error::new(
                 ErrorCode::UnsupportedFormat,
                 format!("Unsupported image type {mime}"),
             ))
         }
+    };
+    let raster = match header.format {
+        Format::Webp => match icc::webp_profile(bytes) {
+            Some(profile) => icc::rgb_to_srgb(raster, &profile)?,
+            None => raster,
+        },
+        _ => raster,
     };
     let raster = drop_opaque_alpha(raster)?;
     apply_orientation(raster, header.orientation, limits)
@@ -296,22 +307,96 @@ fn decode_jpeg(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
             return Err(tj(e));
         }
     }
+    let profile = icc::jpeg_profile(bytes);
     if cmyk {
-        // Adobe writes inverted CMYK, which is what nearly every CMYK JPEG is.
-        let mut rgb = try_alloc(buffer_len(width, height, 3)?)?;
-        for (d, s) in rgb.chunks_exact_mut(3).zip(pixels.chunks_exact(4)) {
-            let k = u32::from(s[3]);
-            for c in 0..3 {
-                d[c] = crate::raster::div255(u32::from(s[c]) * k);
-            }
-        }
-        pixels = rgb;
+        pixels = cmyk_to_rgb(
+            pixels,
+            width,
+            height,
+            adobe_inverted(bytes),
+            profile.as_deref(),
+        )?;
     }
     let mut raster = Raster::from_vec(width, height, false, pixels)?;
+    if let (Some(profile), false) = (&profile, cmyk) {
+        raster = icc::rgb_to_srgb(raster, profile)?;
+    }
     if eighths != 8 {
         raster.logical_size = Some((to_u32(header.width)?, to_u32(header.height)?));
     }
     Ok(raster)
+}
+
+/// CMYK (YCCK is turned into CMYK by libjpeg-turbo) to sRGB. Photoshop and most tools write
+/// "Adobe" JPEGs with inverted values (255 = no ink); others store ink amounts. With a CMYK
+/// profile the conversion goes through it, else through the naive `(1 − c)(1 − k)` formula.
+fn cmyk_to_rgb(
+    mut cmyk: Vec<u8>,
+    width: u32,
+    height: u32,
+    inverted: bool,
+    profile: Option<&[u8]>,
+) -> Result<Vec<u8>, Error> {
+    if let Some(profile) = profile {
+        // Profiles take ink amounts (0 = none).
+        if inverted {
+            cmyk.iter_mut().for_each(|v| *v = 255 - *v);
+        }
+        if let Some(rgb) = icc::cmyk_to_srgb(&cmyk, width, height, profile)? {
+            return Ok(rgb);
+        }
+        if inverted {
+            cmyk.iter_mut().for_each(|v| *v = 255 - *v);
+        }
+    }
+    let mut rgb = try_alloc(buffer_len(width, height, 3)?)?;
+    let paper = |v: u8| u32::from(if inverted { v } else { 255 - v });
+    for (d, s) in rgb.chunks_exact_mut(3).zip(cmyk.chunks_exact(4)) {
+        // Both as "amount of paper showing": inverted values already are.
+        let k = paper(s[3]);
+        for c in 0..3 {
+            d[c] = crate::raster::div255(paper(s[c]) * k);
+        }
+    }
+    Ok(rgb)
+}
+
+/// True when a JPEG has Adobe's APP14 segment, whose CMYK values are stored inverted.
+fn adobe_inverted(bytes: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        if marker == 0xDA || marker == 0xD9 {
+            return false;
+        }
+        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
+        if marker == 0xEE && bytes.get(i + 4..i + 9) == Some(b"Adobe") {
+            return true;
+        }
+        i += 2 + len;
+    }
+    false
+}
+
+/// PNG of any bit depth and colour type (palette with tRNS and grey + alpha become RGBA; 16-bit
+/// is rounded to 8), its iCCP profile converted to sRGB.
+fn decode_png(bytes: &[u8]) -> Result<Raster, Error> {
+    use image::ImageDecoder;
+    let mut decoder =
+        image::codecs::png::PngDecoder::new(Cursor::new(bytes)).map_err(|e| corrupt("PNG", e))?;
+    let profile = decoder.icc_profile().ok().flatten();
+    let raster = from_dynamic(DynamicImage::from_decoder(decoder).map_err(|e| corrupt("PNG", e))?)?;
+    match profile {
+        Some(profile) => icc::rgb_to_srgb(raster, &profile),
+        None => Ok(raster),
+    }
 }
 
 fn decode_webp(
@@ -381,70 +466,11 @@ pub(crate) fn apply_orientation(
     }
 }
 
-/// EXIF orientation from a JPEG's APP1 segment (1 when absent or unreadable).
-fn jpeg_orientation(bytes: &[u8]) -> u8 {
-    let mut i = 2;
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return 1;
-        }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if marker == 0xDA || marker == 0xD9 {
-            return 1; // start of scan / end of image: no more metadata
-        }
-        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
-        let Some(segment) = bytes.get(i + 4..i + 2 + len) else {
-            return 1;
-        };
-        if marker == 0xE1 {
-            if let Some(tiff) = segment.strip_prefix(b"Exif\0\0") {
-                return tiff_orientation(tiff).unwrap_or(1);
-            }
-        }
-        i += 2 + len;
-    }
-    1
-}
-
-/// EXIF orientation from a PNG `eXIf` chunk (before the image data).
-fn png_orientation(bytes: &[u8]) -> u8 {
-    let mut i = 8;
-    while let Some(head) = bytes.get(i..i + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let kind = &head[4..8];
-        if kind == b"IDAT" || kind == b"IEND" {
-            return 1;
-        }
-        if kind == b"eXIf" {
-            return bytes
-                .get(i + 8..i + 8 + len)
-                .and_then(tiff_orientation)
-                .unwrap_or(1);
-        }
-        i = i.saturating_add(12).saturating_add(len);
-    }
-    1
-}
-
-/// EXIF orientation from a WebP `EXIF` chunk.
-fn webp_orientation(bytes: &[u8]) -> u8 {
-    let mut i = 12;
-    while let Some(head) = bytes.get(i..i + 8) {
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        if &head[..4] == b"EXIF" {
-            let Some(data) = bytes.get(i + 8..i + 8 + len) else {
-                return 1;
-            };
-            let tiff = data.strip_prefix(b"Exif\0\0").unwrap_or(data);
-            return tiff_orientation(tiff).unwrap_or(1);
-        }
-        i = i.saturating_add(8).saturating_add(len + (len & 1));
-    }
-    1
+/// EXIF orientation 1–8 from the input's EXIF block (1 when absent or unreadable).
+fn exif_orientation(format: Format, bytes: &[u8]) -> u8 {
+    crate::metadata::exif_block(format, bytes)
+        .and_then(tiff_orientation)
+        .unwrap_or(1)
 }
 
 /// Tag 0x0112 of IFD0 in a TIFF structure.

@@ -1,5 +1,6 @@
-//! Encode the finished image: JPEG (libjpeg-turbo), PNG and GIF (image-rs), WebP (libwebp), raw
-//! RGB/RGBA. AVIF output is not available yet (9520). Animation is not kept: the output is one frame.
+//! Encode the finished image: JPEG (libjpeg-turbo), PNG and GIF (image-rs), WebP (libwebp), AVIF
+//! (libavif + aom, `avif.rs`), raw RGB/RGBA. No encoder writes metadata; a JPEG's copyright tag
+//! is added afterwards (`metadata.rs`). Animation is not kept: the output is one frame.
 
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rgba};
 
@@ -29,12 +30,7 @@ pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Err
         OutputFormat::Gif => gif(img)?,
         OutputFormat::Rgb => img.flatten(opaque(output.background))?.data,
         OutputFormat::Rgba => img.into_rgba()?.data,
-        OutputFormat::Avif => {
-            return Err(Error::new(
-                ErrorCode::UnsupportedFormat,
-                "AVIF output is not supported yet",
-            ))
-        }
+        OutputFormat::Avif => crate::avif::encode(&img, quality)?,
     };
     Ok(Encoded {
         bytes,
@@ -178,6 +174,7 @@ mod tests {
                 OutputFormat::Png,
                 OutputFormat::Webp,
                 OutputFormat::Gif,
+                OutputFormat::Avif,
             ] {
                 let mut options = OutputOptions::new(format);
                 let out = encode(sample(alpha), &options).unwrap();
@@ -196,8 +193,6 @@ mod tests {
             let rgba = encode(sample(alpha), &OutputOptions::new(OutputFormat::Rgba)).unwrap();
             assert_eq!(rgba.bytes.len(), 64 * 48 * 4);
         }
-        let avif = encode(sample(false), &OutputOptions::new(OutputFormat::Avif)).unwrap_err();
-        assert_eq!(avif.code(), ErrorCode::UnsupportedFormat);
     }
 
     #[test]
@@ -243,7 +238,7 @@ mod tests {
 
     #[test]
     fn quality_changes_size() {
-        for format in [OutputFormat::Jpeg, OutputFormat::Webp] {
+        for format in [OutputFormat::Jpeg, OutputFormat::Webp, OutputFormat::Avif] {
             let at = |q| {
                 let mut o = OutputOptions::new(format);
                 o.quality = Some(q);

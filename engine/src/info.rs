@@ -10,15 +10,16 @@ use crate::Limits;
 /// allocated for them here.
 pub fn info(bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
     limits.check_input_bytes(bytes.len() as u64)?;
-    let header = decode::read_header(bytes)?;
-    if header.format == Format::Svg {
+    // SVG: the format only (as Cloudflare answers), without parsing the document.
+    if decode::sniff(bytes) == Some(Format::Svg) {
         return Ok(InfoResponse {
-            format: header.format.mime().to_string(),
+            format: Format::Svg.mime().to_string(),
             file_size: None,
             width: None,
             height: None,
         });
     }
+    let header = decode::read_header(bytes)?;
     let (width, height) = header.display_size();
     if width == 0 || height == 0 {
         return Err(Error::new(

@@ -21,16 +21,20 @@
 //! AVIF output. Animated GIF/WebP keep every frame when the output is GIF or WebP (`anim.rs`).
 
 mod anim;
+mod avif;
 mod composite;
 mod decode;
 mod encode;
 mod filters;
 mod fonts;
 mod geometry;
+mod icc;
 mod info;
 mod limits;
+mod metadata;
 mod raster;
 mod resize;
+mod svg;
 mod text;
 
 use std::time::{Duration, Instant};
@@ -217,7 +221,12 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
     let _encoding = PhaseTimer::start(&mut timings.encode);
     let canvas = take(&mut images, 0, job.steps.len())?;
     clock.check()?;
-    let encoded = encode::encode(canvas, &job.output)?;
+    let mut encoded = encode::encode(canvas, &job.output)?;
+    if let (OutputFormat::Jpeg, Some(Source::Image(input))) =
+        (job.output.format, job.sources.first())
+    {
+        encoded.bytes = metadata::keep_copyright(encoded.bytes, input);
+    }
     clock.check()?;
     Ok(encoded)
 }

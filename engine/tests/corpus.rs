@@ -160,7 +160,7 @@ fn every_corpus_input_decodes_or_is_a_coded_error() {
         ("photo-16mp-seeding-progressive.jpg", Some((5312, 2988))),
         ("photo-4mp-grey-grayscale.jpg", Some((2560, 1600))),
         ("photo-6mp-life.webp", Some((3088, 2056))),
-        ("photo-4mp-garden.avif", None),
+        ("photo-4mp-garden.avif", Some((2560, 1600))),
     ];
     for (name, dims) in expectations {
         let bytes = read(name);
@@ -179,11 +179,7 @@ fn every_corpus_input_decodes_or_is_a_coded_error() {
                 let out = result.unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert_eq!(out.width, 100, "{name}");
             }
-            None => {
-                assert_eq!(i.format, "image/avif");
-                assert_eq!((i.width, i.height), (Some(2560), Some(1600)));
-                assert_eq!(result.unwrap_err().code(), ErrorCode::UnsupportedFormat);
-            }
+            None => assert_eq!(result.unwrap_err().code(), ErrorCode::UnsupportedFormat),
         }
     }
 }
