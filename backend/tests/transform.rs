@@ -160,3 +160,97 @@ async fn info_and_healthz_with_hyper_client() {
     assert_eq!(json["file_size"], corpus(KLEIBER).len());
     server.stop().await.unwrap();
 }
+
+/// POSTs `bytes` to `/info` and parses the JSON answer.
+async fn info_json(server: &TestServer, bytes: &[u8]) -> serde_json::Value {
+    let response = post(
+        server,
+        Transport::Unix,
+        "/info",
+        &multipart(&[file("image", bytes)]),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    serde_json::from_slice(&response.body).unwrap()
+}
+
+fn engine_fixture(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../engine/tests/fixtures/formats")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// AVIF in (libavif + aom decode) and out (encode), and a truncated AVIF answered 9412.
+#[tokio::test(flavor = "multi_thread")]
+async fn avif_input_and_output() {
+    let server = TestServer::start().await;
+    let garden = corpus("photo-4mp-garden.avif");
+    let info = info_json(&server, &garden).await;
+    assert_eq!(info["format"], "image/avif");
+    assert_eq!(
+        (info["width"].as_u64(), info["height"].as_u64()),
+        (Some(2560), Some(1600))
+    );
+
+    let body = transform_body(&garden, r#"[{"imageIndex":0,"width":320}]"#, "image/avif");
+    let response = post(&server, Transport::Tcp, "/transform", &body).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("image/avif"));
+    assert_eq!(response.body.len(), response.content_length());
+    assert_eq!(&response.body[4..12], b"ftypavif");
+    let back = info_json(&server, &response.body).await;
+    assert_eq!(
+        (back["width"].as_u64(), back["height"].as_u64()),
+        (Some(320), Some(200))
+    );
+
+    let cut = &garden[..garden.len() / 2];
+    let body = transform_body(cut, "[]", "image/png");
+    let response = post(&server, Transport::Unix, "/transform", &body).await;
+    assert_eq!(response.header("cf-images-binding"), Some("err=9412"));
+    server.stop().await.unwrap();
+}
+
+/// SVG: `/info` gives the format only; a transform rasterises it at its own size.
+#[tokio::test(flavor = "multi_thread")]
+async fn svg_info_and_rasterised_transform() {
+    let server = TestServer::start().await;
+    let svg = br##"<svg xmlns="http://www.w3.org/2000/svg" width="200" height="100">
+        <circle cx="50" cy="50" r="40" fill="#0a0"/></svg>"##;
+    let info = info_json(&server, svg).await;
+    assert_eq!(info, serde_json::json!({"format": "image/svg+xml"}));
+    let body = transform_body(svg, r#"[{"imageIndex":0,"width":100}]"#, "image/png");
+    let response = post(&server, Transport::Unix, "/transform", &body).await;
+    assert_image(&response, ImageFormat::Png, 100, 50);
+    let png = image::load_from_memory(&response.body).unwrap().to_rgba8();
+    assert_eq!(png.get_pixel(25, 25).0, [0, 170, 0, 255]);
+    assert_eq!(
+        png.get_pixel(90, 5).0[3],
+        0,
+        "transparent outside the shape"
+    );
+    server.stop().await.unwrap();
+}
+
+/// An Adobe RGB–tagged JPEG with GPS and camera EXIF: converted to sRGB, and the JPEG result
+/// keeps the copyright and nothing else.
+#[tokio::test(flavor = "multi_thread")]
+async fn icc_conversion_and_copyright_only_metadata() {
+    let server = TestServer::start().await;
+    let body = transform_body(&engine_fixture("adobergb.jpg"), "[]", "image/png");
+    let response = post(&server, Transport::Unix, "/transform", &body).await;
+    assert_image(&response, ImageFormat::Png, 64, 48);
+    let png = image::load_from_memory(&response.body).unwrap().to_rgb8();
+    // Adobe RGB (127, 255, 0) is outside sRGB: its red is clipped towards 0 (sharp: 0).
+    assert!(png.get_pixel(63, 0).0[0] < 10, "{:?}", png.get_pixel(63, 0));
+
+    let exif = engine_fixture("exif-gps-copyright.jpg");
+    let body = transform_body(&exif, r#"[{"imageIndex":0,"width":24}]"#, "image/jpeg");
+    let response = post(&server, Transport::Tcp, "/transform", &body).await;
+    assert_image(&response, ImageFormat::Jpeg, 24, 32);
+    let has = |needle: &[u8]| response.body.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"(c) 2026 imgbind test fixture"));
+    assert!(!has(b"Canon") && !has(b"EOS 5D") && !has(b"A. Photographer"));
+    server.stop().await.unwrap();
+}
