@@ -207,9 +207,9 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<DecodedAvif, Error
 pub(crate) fn libavif_quality(quality: u8) -> i32 {
     let q = f32::from(quality.clamp(1, 100));
     let mapped = if q <= 85.0 {
-        q / 85.0 * 60.0
+        q / 85.0 * 53.0
     } else {
-        60.0 + (q - 85.0) / 15.0 * 40.0
+        53.0 + (q - 85.0) / 15.0 * 47.0
     };
     (mapped.round() as i32).clamp(1, 100)
 }
@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn quality_mapping_is_monotonic_and_anchored() {
-        assert_eq!(libavif_quality(85), 60);
+        assert_eq!(libavif_quality(85), 53);
         assert_eq!(libavif_quality(100), 100);
         assert!(libavif_quality(1) >= 1);
         let mut last = 0;
