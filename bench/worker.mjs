@@ -46,7 +46,7 @@ export async function startWorker(socket) {
 
 /** Every module of the bundle, named by its path inside it, `index.js` first. */
 function manifest(outdir) {
-  const types = { ".js": "esm", ".mjs": "esm", ".wasm": "wasm", ".bin": "data", ".txt": "text" };
+  const types = { ".js": "esm", ".mjs": "esm", ".wasm": "wasm", ".bin": "data", ".txt": "text", ".html": "text" };
   const modules = {};
   for (const file of readdirSync(outdir, { recursive: true }).filter((f) => types[extname(f)])) {
     const type = types[extname(file)];
