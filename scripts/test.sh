@@ -3,6 +3,7 @@
 #   cargo fmt --check; clippy -D warnings (native workspace, and the SDK on wasm32);
 #   cargo test (release profile, so the codecs compile once); scripts/test-sdk.sh;
 #   npm test (the example Worker in Miniflare, Cloudflare's own client in workerd).
+#   scripts/load-test.sh 120 (64 concurrent clients, good + hostile requests, RSS back to baseline).
 # Setup and build failures stop the run at once; after that every step runs, a summary is
 # printed, and the exit status is non-zero if any step failed.
 set -euo pipefail
@@ -61,5 +62,6 @@ if [[ -x scripts/test-sdk.sh ]]; then
   step "sdk tests" scripts/test-sdk.sh || true
 fi
 step "npm test (workerd)" npm test || true
+step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
 
 summary

@@ -8,7 +8,11 @@ use std::time::Duration;
 use imgbind_engine::{Encoded, Job, Limits, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 use prometheus_client::metrics::gauge::Gauge;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
+
+/// Engine jobs running in this process; the last one to end gives freed memory back.
+static ACTIVE_JOBS: AtomicUsize = AtomicUsize::new(0);
 
 /// The pixel work the server calls. [`PixelEngine`] is the real one; tests substitute their own to
 /// exercise panics, slowness and overload.
@@ -131,7 +135,11 @@ impl JobGate {
         // The permits move into the blocking task: a job that outlives its request (deadline)
         // still holds its slot until it really ends, so the CPU is never oversubscribed.
         let task = tokio::task::spawn_blocking(move || {
+            ACTIVE_JOBS.fetch_add(1, Ordering::SeqCst);
             let result = work();
+            if ACTIVE_JOBS.fetch_sub(1, Ordering::SeqCst) == 1 {
+                crate::memory::release_free_memory();
+            }
             drop((running, admitted, busy));
             result
         });

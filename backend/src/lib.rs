@@ -21,6 +21,7 @@ mod connection;
 mod drain;
 mod handler;
 mod jobs;
+mod memory;
 mod metrics;
 mod receive;
 mod respond;
