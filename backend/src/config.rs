@@ -55,6 +55,31 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_MAX_INPUT_BYTES", value_name = "BYTES", default_value_t = Limits::default().max_input_bytes)]
     pub max_input_bytes: u64,
 
+    /// Most pixels (width × height) of one decoded image, checked from its header before any
+    /// pixel buffer exists; more is answered 9413.
+    #[arg(long, env = "IMGBIND_MAX_PIXELS", value_name = "PIXELS", default_value_t = Limits::default().max_pixels)]
+    pub max_pixels: u64,
+
+    /// Longest side of one decoded image, checked from its header; longer is answered 9413.
+    #[arg(long, env = "IMGBIND_MAX_SIDE", value_name = "PX", default_value_t = Limits::default().max_side)]
+    pub max_side: u32,
+
+    /// Most pixels of any image the steps create (resize, pad, border, text); more is answered 9522.
+    #[arg(long, env = "IMGBIND_MAX_OUTPUT_PIXELS", value_name = "PIXELS", default_value_t = Limits::default().max_output_pixels)]
+    pub max_output_pixels: u64,
+
+    /// Most draw steps in one request; more is answered 9522.
+    #[arg(long, env = "IMGBIND_MAX_DRAW_LAYERS", value_name = "N", default_value_t = Limits::default().max_draw_layers)]
+    pub max_draw_layers: u32,
+
+    /// Most characters in one text source; more is answered 9401.
+    #[arg(long, env = "IMGBIND_MAX_TEXT_CHARS", value_name = "N", default_value_t = Limits::default().max_text_chars)]
+    pub max_text_chars: u32,
+
+    /// Largest font file (a `data:` URL's bytes or a file in --font-dir); bigger is answered 9402.
+    #[arg(long, env = "IMGBIND_MAX_FONT_BYTES", value_name = "BYTES", default_value_t = Limits::default().max_font_bytes)]
+    pub max_font_bytes: u64,
+
     /// Most frames one animated input may have; more is answered 9522.
     #[arg(long, env = "IMGBIND_MAX_FRAMES", value_name = "N", default_value_t = Limits::default().max_frames)]
     pub max_frames: u32,
@@ -220,9 +245,14 @@ impl ServeArgs {
             max_input_bytes: self.max_input_bytes,
             deadline: Duration::from_millis(self.deadline_ms),
             font_dir: self.font_dir,
+            max_pixels: self.max_pixels,
+            max_side: self.max_side,
+            max_output_pixels: self.max_output_pixels,
+            max_draw_layers: self.max_draw_layers,
+            max_text_chars: self.max_text_chars,
+            max_font_bytes: self.max_font_bytes,
             max_frames: self.max_frames,
             max_animation_pixels: self.max_animation_pixels,
-            ..Limits::default()
         };
         Config {
             unix: self.unix,
@@ -341,6 +371,47 @@ mod tests {
         let config = serve(&["--unix", "/tmp/x.sock"]).into_config();
         assert_eq!(config.listen, None);
         assert_eq!(config.socket_mode, 0o600);
+    }
+
+    #[test]
+    fn every_limit_flag_reaches_the_engine_limits() {
+        let limits = serve(&[
+            "--max-input-bytes=11",
+            "--max-pixels=12",
+            "--max-side=13",
+            "--max-output-pixels=14",
+            "--max-draw-layers=15",
+            "--max-text-chars=16",
+            "--max-font-bytes=17",
+            "--max-frames=18",
+            "--max-animation-pixels=19",
+        ])
+        .into_config()
+        .limits;
+        assert_eq!(
+            (limits.max_input_bytes, limits.max_pixels, limits.max_side),
+            (11, 12, 13)
+        );
+        assert_eq!(
+            (
+                limits.max_output_pixels,
+                limits.max_draw_layers,
+                limits.max_text_chars
+            ),
+            (14, 15, 16)
+        );
+        assert_eq!(
+            (
+                limits.max_font_bytes,
+                limits.max_frames,
+                limits.max_animation_pixels
+            ),
+            (17, 18, 19)
+        );
+        assert_eq!(
+            serve(&[]).into_config().limits.max_side,
+            Limits::default().max_side
+        );
     }
 
     #[test]
