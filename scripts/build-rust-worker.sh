@@ -3,7 +3,10 @@
 # worker-example/rust/build/ (index.js + index_bg.wasm), downloading nothing: worker-build is
 # told to use the installed wasm-bindgen (WASM_BINDGEN_BIN, the version in the Worker's
 # Cargo.lock), binaryen's wasm-opt from npm (WASM_OPT_BIN) and wrangler's esbuild (ESBUILD_BIN).
-# Compiles into the shared target/ so the SDK's wasm dependencies are built once.
+# Compiles into its own target/rust-worker/: in the shared target/ the SDK built as its dependency
+# (with feature `worker`) would overwrite target/wasm32-unknown-unknown/release/imgbind_sdk.wasm,
+# which scripts/build-sdk.sh hands to wasm-bindgen — the npm SDK then imported the worker crate's
+# JS snippets and failed to load in workerd.
 # Also the `[build] command` of worker-example/rust/wrangler.toml.
 #
 #   scripts/build-rust-worker.sh          build, unless build/ is newer than every input (the
@@ -18,7 +21,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$IMGBIND_ROOT"
 
 crate=worker-example/rust
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$IMGBIND_ROOT/target}"
+export CARGO_TARGET_DIR="$IMGBIND_ROOT/target/rust-worker"
 
 force=0
 case "${1:-}" in
