@@ -14,6 +14,9 @@ rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
   || rustup target add wasm32-unknown-unknown
 
 cargo build --release --target wasm32-unknown-unknown -p imgbind-sdk
+# Stale snippets from an earlier build (e.g. with other features) would be imported by nothing but
+# shipped in the npm package; start clean.
+rm -rf sdk/dist/snippets
 wasm-bindgen --target web --out-dir sdk/dist --out-name imgbind_sdk \
   target/wasm32-unknown-unknown/release/imgbind_sdk.wasm
 
