@@ -25,7 +25,11 @@ pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Err
     let (width, height) = (img.width, img.height);
     let bytes = match output.format {
         OutputFormat::Jpeg => jpeg(&img.flatten(opaque(output.background))?, quality)?,
-        OutputFormat::Png => png(&img)?,
+        // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`.
+        OutputFormat::Png => match output.quality {
+            Some(q) => crate::palette::encode_png8(img, q)?,
+            None => png(&img)?,
+        },
         OutputFormat::Webp => webp(&img, quality)?,
         OutputFormat::Gif => gif(img)?,
         OutputFormat::Rgb => img.flatten(opaque(output.background))?.data,

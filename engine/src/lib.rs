@@ -32,6 +32,7 @@ mod icc;
 mod info;
 mod limits;
 mod metadata;
+mod palette;
 mod raster;
 mod resize;
 mod svg;
