@@ -19,6 +19,7 @@ use crate::errors::{ImagesError, Operation};
 use crate::js_io::{
     base64_encoded, check_response, checked_body, get, invalid, js_error, js_string,
     json_stringify, request_body, response_body, to_js_stream, Backend, JsInput, JsSource,
+    RequestBody,
 };
 use crate::serialize::{self, frame, OutputFields, Part};
 
@@ -199,7 +200,7 @@ fn default_options(options: JsValue) -> JsValue {
 }
 
 /// Serialises the tree and output options into the content type and the lazy body stream.
-fn prepare(node: &RefCell<Node>, options: &JsValue) -> Result<(String, ReadableStream), JsValue> {
+fn prepare(node: &RefCell<Node>, options: &JsValue) -> Result<(String, RequestBody), JsValue> {
     let plan = snapshot(node)?.plan();
     let Plan { canvas, draws, ops } = plan;
     let transforms = ops_json(&ops)?;

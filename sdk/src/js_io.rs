@@ -4,6 +4,9 @@
 //! Chunks stay JS `Uint8Array`s end to end (no copy into wasm memory) except where base64 has to
 //! look at the bytes.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use futures_util::stream::{self, LocalBoxStream, StreamExt, TryStreamExt};
 use js_sys::{Array, ArrayBuffer, Function, Object, Promise, Reflect, Uint8Array, JSON};
 use wasm_bindgen::prelude::*;
@@ -296,34 +299,63 @@ pub(crate) fn to_js_stream(chunks: ChunkStream) -> ReadableStream {
     wasm_streams::ReadableStream::from_stream(chunks.map_ok(JsValue::from)).into_raw()
 }
 
+/// Where a failing input leaves its error, for [`Backend::post`] to report it.
+type InputFailure = Rc<RefCell<Option<JsValue>>>;
+
+/// The multipart request body, and the error of an input that failed while it was being sent.
+pub(crate) struct RequestBody {
+    stream: ReadableStream,
+    input_failure: InputFailure,
+}
+
 /// The multipart request body, produced as it is read: framing bytes, then each input's chunks
 /// as they arrive.
 ///
 /// In workerd (which has `IdentityTransformStream`) the inputs are piped natively into the body,
 /// so no chunk of the image passes through JS or wasm; elsewhere, and for base64 inputs (whose
-/// bytes must be decoded here), the body is a wasm-driven stream.
-pub(crate) fn request_body(segments: Vec<Segment<JsInput>>, op: Operation) -> ReadableStream {
+/// bytes must be decoded here), the body is a wasm-driven stream. Either way an input that fails
+/// (a stream that errors, a locked stream, bad base64) is recorded, and [`Backend::post`] reports
+/// that failure rather than whatever the backend made of the cut-off body.
+pub(crate) fn request_body(segments: Vec<Segment<JsInput>>, op: Operation) -> RequestBody {
+    let input_failure = InputFailure::default();
     let needs_wasm = segments
         .iter()
         .any(|s| matches!(s, Segment::Stream(input) if input.base64));
     if !needs_wasm {
         if let Ok(ctor) = get(&js_sys::global(), "IdentityTransformStream").dyn_into::<Function>() {
-            match piped_body(&ctor, segments, op) {
-                Ok(body) => return body,
-                Err((segments, _)) => return wasm_body(segments, op),
-            }
+            let stream = match piped_body(&ctor, segments, op, input_failure.clone()) {
+                Ok(body) => body,
+                Err((segments, _)) => wasm_body(segments, op, input_failure.clone()),
+            };
+            return RequestBody {
+                stream,
+                input_failure,
+            };
         }
     }
-    wasm_body(segments, op)
+    RequestBody {
+        stream: wasm_body(segments, op, input_failure.clone()),
+        input_failure,
+    }
+}
+
+/// Why [`pump`] stopped early.
+enum PumpError {
+    /// An input failed (its stream errored or was locked): recorded, and the body aborted with it.
+    Input(JsValue),
+    /// The body itself failed (its reader went away): the fetch's own outcome tells why.
+    Body,
 }
 
 /// The body as one native byte stream: framing written, inputs `pipeTo`'d in turn (workerd pumps
-/// a native source into a native sink without running JS per chunk). A failing input aborts the
-/// body with its error, so the fetch fails instead of sending a short request.
+/// a native source into a native sink without running JS per chunk). A failing input is recorded
+/// in `input_failure`, then aborts the body with its error, so the fetch fails instead of sending
+/// a short request.
 fn piped_body(
     ctor: &Function,
     segments: Vec<Segment<JsInput>>,
     op: Operation,
+    input_failure: InputFailure,
 ) -> Result<ReadableStream, (Vec<Segment<JsInput>>, JsValue)> {
     let identity = match Reflect::construct(ctor, &Array::new()) {
         Ok(identity) => identity,
@@ -332,11 +364,17 @@ fn piped_body(
     let readable: ReadableStream = get(&identity, "readable").unchecked_into();
     let writable = get(&identity, "writable");
     wasm_bindgen_futures::spawn_local(async move {
-        if let Err(e) = pump(segments, &writable, op).await {
-            if let Ok(abort) = get(&writable, "abort").dyn_into::<Function>() {
-                if let Ok(p) = abort.call1(&writable, &e) {
-                    let _ = JsFuture::from(Promise::resolve(&p)).await;
-                }
+        if let Err(PumpError::Input(e)) = pump(segments, &writable, op).await {
+            // Recorded before the body is aborted: the backend can only answer after that.
+            input_failure.borrow_mut().get_or_insert_with(|| e.clone());
+            let abort = match call0(&writable, "getWriter") {
+                Ok(writer) => get(&writer, "abort")
+                    .dyn_into::<Function>()
+                    .and_then(|abort| abort.call1(&writer, &e)),
+                Err(error) => Err(error),
+            };
+            if let Ok(p) = abort {
+                let _ = JsFuture::from(Promise::resolve(&p)).await;
             }
         }
     });
@@ -344,12 +382,13 @@ fn piped_body(
 }
 
 /// Writes the body into `writable`: framing bytes through a short-lived writer, each input by
-/// `pipeTo` with `preventClose`; closes it at the end.
+/// `pipeTo` with `preventClose` and `preventAbort` (so a failed pipe leaves the body to
+/// [`piped_body`], which records the input's error first); closes it at the end.
 async fn pump(
     segments: Vec<Segment<JsInput>>,
     writable: &JsValue,
     op: Operation,
-) -> Result<(), JsValue> {
+) -> Result<(), PumpError> {
     let call = |target: &JsValue, method: &str, args: &Array| -> Result<JsFuture, JsValue> {
         let f: Function = get(target, method)
             .dyn_into()
@@ -362,15 +401,19 @@ async fn pump(
         call0(&writer, "releaseLock")?;
         Ok(written)
     };
+    let body = |_| PumpError::Body;
     for segment in segments {
         let source: ReadableStream = match segment {
             Segment::Bytes(bytes) => {
-                write(&Uint8Array::from(&bytes[..]))?.await?;
+                write(&Uint8Array::from(&bytes[..]))
+                    .map_err(body)?
+                    .await
+                    .map_err(body)?;
                 continue;
             }
             Segment::Stream(input) => match input.body {
                 InputBody::Bytes(bytes) => {
-                    write(&bytes)?.await?;
+                    write(&bytes).map_err(body)?.await.map_err(body)?;
                     continue;
                 }
                 InputBody::Stream(s) => s,
@@ -378,16 +421,39 @@ async fn pump(
             },
         };
         if source.locked() {
-            return Err(invalid(
+            return Err(PumpError::Input(invalid(
                 op,
                 "the image stream is locked (already being read)",
-            ));
+            )));
         }
         let options = Object::new();
-        Reflect::set(&options, &"preventClose".into(), &JsValue::TRUE)?;
-        call(source.as_ref(), "pipeTo", &Array::of2(writable, &options))?.await?;
+        for flag in ["preventClose", "preventAbort"] {
+            Reflect::set(&options, &flag.into(), &JsValue::TRUE).map_err(body)?;
+        }
+        let piped = call(source.as_ref(), "pipeTo", &Array::of2(writable, &options))
+            .map_err(PumpError::Input)?
+            .await;
+        if let Err(e) = piped {
+            // pipeTo rejects with the source's error or the body's. An errored body has no
+            // `desiredSize` (null); a healthy one still has a number, so the source failed.
+            let body_failed = call0(writable, "getWriter")
+                .map(|writer| {
+                    let size = get(&writer, "desiredSize");
+                    let _ = call0(&writer, "releaseLock");
+                    size.as_f64().is_none()
+                })
+                .unwrap_or(true);
+            return Err(if body_failed {
+                PumpError::Body
+            } else {
+                PumpError::Input(e)
+            });
+        }
     }
-    call(writable, "close", &Array::new())?.await?;
+    call(writable, "close", &Array::new())
+        .map_err(body)?
+        .await
+        .map_err(body)?;
     Ok(())
 }
 
@@ -397,14 +463,27 @@ fn call0(target: &JsValue, method: &str) -> Result<JsValue, JsValue> {
     f.call0(target)
 }
 
-/// The body as a wasm-driven stream that pulls each input chunk by chunk.
-fn wasm_body(segments: Vec<Segment<JsInput>>, op: Operation) -> ReadableStream {
+/// The body as a wasm-driven stream that pulls each input chunk by chunk; an input's error is
+/// recorded in `input_failure` as it errors the body.
+fn wasm_body(
+    segments: Vec<Segment<JsInput>>,
+    op: Operation,
+    input_failure: InputFailure,
+) -> ReadableStream {
     let chunks = stream::iter(segments)
         .flat_map(move |segment| match segment {
             Segment::Bytes(bytes) => {
                 stream::once(async move { Ok(Uint8Array::from(&bytes[..])) }).boxed_local()
             }
-            Segment::Stream(input) => input.into_chunks(op),
+            Segment::Stream(input) => {
+                let failure = input_failure.clone();
+                input
+                    .into_chunks(op)
+                    .inspect_err(move |e| {
+                        failure.borrow_mut().get_or_insert_with(|| e.clone());
+                    })
+                    .boxed_local()
+            }
         })
         .boxed_local();
     to_js_stream(chunks)
@@ -462,13 +541,18 @@ impl Backend {
         }
     }
 
-    /// POSTs a multipart body and waits for the response head.
+    /// POSTs a multipart body and waits for the response head. When an input failed while the
+    /// body was sent, that failure is the error, whatever the backend answered to the short body.
     pub(crate) async fn post(
         &self,
         op: Operation,
         content_type: &str,
-        body: ReadableStream,
+        body: RequestBody,
     ) -> Result<Response, JsValue> {
+        let RequestBody {
+            stream: body,
+            input_failure,
+        } = body;
         let path = match op {
             Operation::Transform => protocol::PATH_TRANSFORM,
             Operation::Info => protocol::PATH_INFO,
@@ -495,10 +579,32 @@ impl Backend {
             Ok(p) => JsFuture::from(p).await,
             Err(e) => Err(e),
         };
+        if let Some(failure) = input_failure.borrow_mut().take() {
+            if let Ok(response) = &response {
+                if let Some(body) = response.dyn_ref::<Response>().and_then(Response::body) {
+                    let _ = body.cancel();
+                }
+            }
+            return Err(input_failed(op, failure));
+        }
         response
             .map(JsCast::unchecked_into)
             .map_err(|e| request_failed(op, e))
     }
+}
+
+/// An input that failed while the request was sent: our own coded errors (a locked stream, bad
+/// base64, chunks that are not bytes) pass through; anything else becomes 9523 with the input's
+/// error as `cause`.
+fn input_failed(op: Operation, e: JsValue) -> JsValue {
+    if has_numeric_code(&e) {
+        return e;
+    }
+    let detail = format!("an input image stream failed: {}", describe(&e));
+    error_with_cause(
+        &ImagesError::client(op, ErrorCode::Internal, &detail),
+        Some(&e),
+    )
 }
 
 /// A failed fetch: our own coded errors (e.g. a bad base64 input that failed the request body)

@@ -336,7 +336,7 @@ impl From<ImagesError> for worker::Error {
 fn request_body(
     segments: Vec<BodySegment<ImageInput>>,
     op: Operation,
-) -> Result<ReadableStream, ImagesError> {
+) -> Result<js_io::RequestBody, ImagesError> {
     let segments = segments
         .into_iter()
         .map(|segment| match segment {

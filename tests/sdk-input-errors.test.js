@@ -1,0 +1,169 @@
+// An input stream that fails part-way, in workerd, where the SDK pipes each input natively into the
+// request body (sdk/src/js_io.rs `piped_body`/`pump`): the Worker must get the SDK's coded error for
+// a failed input (9523 "an input image stream failed", the input's error as its cause) instead of a
+// hang, an uncoded error, or whatever the backend made of the cut-off body (it answers 9401
+// "malformed multipart body", which blamed the caller's arguments before the SDK recorded input
+// failures), and the backend must go on serving. Sources: a JS ReadableStream that errors after
+// some chunks, a native one (the body of a fetch() whose origin drops the connection mid-body), and
+// the same JS stream as base64 (which takes the wasm-driven body path instead of the native pipe).
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createServer, request } from "node:http";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { Miniflare } from "miniflare";
+import { REPO_ROOT, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
+import { startBackend } from "./support/processes.js";
+
+const TEST_TIMEOUT_MS = 60_000;
+const PHOTO = "photo-4mp-twowings.jpg";
+
+/** The Worker: `/js`, `/js-base64`, `/origin` and `/ok` run input → transform → output and answer what happened. */
+const WORKER = `
+import { createImages } from "./sdk/js/index.js";
+
+/** A JS stream of the first half of \`bytes\` in 64 KB chunks, then an error. */
+function failingStream(bytes) {
+  let offset = 0;
+  const stop = bytes.length >> 1;
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= stop) {
+        controller.error(new Error("source reset after " + offset + " bytes"));
+        return;
+      }
+      controller.enqueue(bytes.slice(offset, offset + 65536));
+      offset += 65536;
+    },
+  });
+}
+
+export default {
+  async fetch(request, env) {
+    const route = new URL(request.url).pathname;
+    const images = createImages(env.IMAGES_BACKEND);
+    let input;
+    let options;
+    if (route === "/js") input = failingStream(new Uint8Array(await request.arrayBuffer()));
+    else if (route === "/js-base64") {
+      input = failingStream(new TextEncoder().encode(await request.text()));
+      options = { encoding: "base64" };
+    }
+    else if (route === "/origin") input = (await fetch(env.ORIGIN_URL)).body;
+    else input = request.body;
+    try {
+      const result = await images.input(input, options).transform({ width: 64 }).output({ format: "image/png" });
+      const bytes = new Uint8Array(await result.response().arrayBuffer());
+      return Response.json({ ok: true, bytes: bytes.length, contentType: result.contentType() });
+    } catch (error) {
+      return Response.json({
+        ok: false,
+        code: error?.code,
+        message: String(error?.message ?? error),
+        isError: error instanceof Error,
+        cause: String(error?.cause?.message ?? error?.cause ?? ""),
+      });
+    }
+  },
+};
+`;
+
+function healthz(socketPath) {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path: "/healthz", timeout: 5_000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode));
+    });
+    req.on("timeout", () => req.destroy(new Error("healthz timed out")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+describe("an input stream that fails mid-way (native pipe path in workerd)", () => {
+  let backend;
+  let miniflare;
+  let origin;
+  let worker;
+  const photo = corpusFile(PHOTO);
+
+  before(async () => {
+    backend = await startBackend();
+    // An origin that promises the whole photo and drops the connection after a third of it.
+    origin = createServer((req, res) => {
+      res.writeHead(200, { "content-type": "image/jpeg", "content-length": photo.length });
+      res.write(photo.subarray(0, Math.floor(photo.length / 3)), () => setTimeout(() => res.socket.destroy(), 50));
+    });
+    await new Promise((resolve) => origin.listen(0, "127.0.0.1", resolve));
+    const read = (path) => readFileSync(join(REPO_ROOT, path));
+    miniflare = new Miniflare({
+      workers: [
+        {
+          config: {
+            name: "sdk-input-errors",
+            compatibilityDate: wranglerCompatibilityDate(),
+            manifest: {
+              mainModule: "worker.js",
+              modules: {
+                "worker.js": { type: "esm", contents: WORKER },
+                "sdk/js/index.js": { type: "esm", contents: read("sdk/js/index.js").toString() },
+                "sdk/js/api.js": { type: "esm", contents: read("sdk/js/api.js").toString() },
+                "sdk/dist/imgbind_sdk.js": { type: "esm", contents: read("sdk/dist/imgbind_sdk.js").toString() },
+                "sdk/dist/imgbind_sdk_bg.wasm": { type: "wasm", contents: new Uint8Array(read("sdk/dist/imgbind_sdk_bg.wasm")) },
+              },
+            },
+            env: {
+              IMAGES_BACKEND: { type: "external", address: `unix:${backend.socket}`, http: {} },
+              ORIGIN_URL: { type: "text", value: `http://127.0.0.1:${origin.address().port}/photo.jpg` },
+            },
+          },
+        },
+      ],
+    });
+    worker = (await miniflare.ready).origin;
+  });
+
+  after(async () => {
+    await miniflare?.dispose();
+    origin?.close();
+    await backend?.stop();
+  });
+
+  const run = async (path, body) => (await fetch(new URL(path, worker), { method: "POST", body })).json();
+
+  const assertFailedInput = (answer, cause) => {
+    assert.equal(answer.ok, false, JSON.stringify(answer));
+    assert.equal(answer.isError, true, JSON.stringify(answer));
+    assert.equal(answer.code, 9523, JSON.stringify(answer));
+    assert.match(answer.message, /^IMAGES_TRANSFORM_ERROR 9523: an input image stream failed: /, JSON.stringify(answer));
+    assert.match(answer.cause, cause, JSON.stringify(answer));
+  };
+
+  const assertBackendServes = async () => {
+    assert.equal(await healthz(backend.socket), 200);
+    const answer = await run("/ok", photo);
+    assert.deepEqual(answer, { ok: true, bytes: answer.bytes, contentType: "image/png" });
+    assert.ok(answer.bytes > 1000, JSON.stringify(answer));
+  };
+
+  test("a JS ReadableStream that errors after half the image: 9523, backend still serving", { timeout: TEST_TIMEOUT_MS }, async () => {
+    assertFailedInput(await run("/js", photo), /source reset after \d+ bytes/);
+    await assertBackendServes();
+  });
+
+  test("a fetch() body cut off by its origin: 9523, backend still serving", { timeout: TEST_TIMEOUT_MS }, async () => {
+    assertFailedInput(await run("/origin"), /connection|lost|reset|closed/i);
+    await assertBackendServes();
+  });
+
+  test("a base64 input stream that errors (wasm-driven body): 9523, backend still serving", { timeout: TEST_TIMEOUT_MS }, async () => {
+    assertFailedInput(await run("/js-base64", photo.toString("base64")), /source reset after \d+ bytes/);
+    await assertBackendServes();
+  });
+
+  test("repeated failures leave nothing behind", { timeout: TEST_TIMEOUT_MS }, async () => {
+    for (let i = 0; i < 6; i++) assertFailedInput(await run(i % 2 ? "/origin" : "/js", i % 2 ? undefined : photo), /reset|lost|closed/i);
+    await assertBackendServes();
+  });
+});
