@@ -35,6 +35,7 @@ mod metadata;
 mod palette;
 mod raster;
 mod resize;
+mod smartcrop;
 mod svg;
 mod text;
 

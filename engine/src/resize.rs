@@ -6,7 +6,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use imgbind_wire::{Error, ErrorCode, Fit, Gravity, GravityMode, Rgba, TransformStep};
 
 use crate::raster::{buffer_len, try_alloc, Raster};
-use crate::{composite, Limits};
+use crate::{composite, smartcrop, Limits};
 
 /// What a resize does, in the coordinates of the source it was planned for.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -133,8 +133,8 @@ pub(crate) fn place(length: f64, window: f64, anchor: Anchor) -> f64 {
     }
 }
 
-/// Horizontal and vertical anchors for a gravity. `auto`, `entropy` and `face` (no face model is
-/// shipped) all pick the window with the most edge detail, see [`detail_anchor`].
+/// Horizontal and vertical anchors for a gravity. `auto` (saliency), `entropy` and `face` (no face
+/// model is shipped: `auto`) look at the pixels, see [`smartcrop`].
 fn anchors(
     gravity: Gravity,
     src: &Raster,
@@ -153,7 +153,8 @@ fn anchors(
             GravityMode::BoxCenter => (Anchor::BoxCenter(x), Anchor::BoxCenter(y)),
         },
         Gravity::Auto | Gravity::Entropy | Gravity::Face => {
-            let (fx, fy) = detail_anchor(src, window.0 / logical.0, window.1 / logical.1);
+            let (fx, fy) =
+                smartcrop::anchor(gravity, src, window.0 / logical.0, window.1 / logical.1);
             (R(fx), R(fy))
         }
     }
@@ -180,55 +181,12 @@ pub(crate) fn resolved_gravity(src: &Raster, step: &TransformStep) -> Option<Gra
     if plan.crop_width >= lwf && plan.crop_height >= lhf {
         return None;
     }
-    let (x, y) = detail_anchor(src, plan.crop_width / lwf, plan.crop_height / lhf);
+    let (x, y) = smartcrop::anchor(gravity, src, plan.crop_width / lwf, plan.crop_height / lhf);
     Some(Gravity::Point {
         x,
         y,
         mode: GravityMode::Remainder,
     })
-}
-
-/// A cheap stand-in for entropy cropping: on a ≤ 256 px luma sample, finds the window (as a fraction
-/// of each side) with the largest sum of absolute gradients, returned as remainder fractions.
-pub(crate) fn detail_anchor(src: &Raster, window_x: f64, window_y: f64) -> (f64, f64) {
-    let step = (src.width.max(src.height) / 256).max(1);
-    let (cols, rows) = (src.width.div_ceil(step), src.height.div_ceil(step));
-    let luma = |x: u32, y: u32| {
-        let p = src.pixel(x.min(src.width - 1), y.min(src.height - 1));
-        (u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29) >> 8
-    };
-    let mut col_energy = vec![0u64; cols as usize];
-    let mut row_energy = vec![0u64; rows as usize];
-    for r in 0..rows {
-        for c in 0..cols {
-            let (x, y) = (c * step, r * step);
-            let here = luma(x, y);
-            let e = u64::from(here.abs_diff(luma(x + step, y)) + here.abs_diff(luma(x, y + step)));
-            col_energy[c as usize] += e;
-            row_energy[r as usize] += e;
-        }
-    }
-    (
-        best_window(&col_energy, window_x),
-        best_window(&row_energy, window_y),
-    )
-}
-
-fn best_window(energy: &[u64], window_fraction: f64) -> f64 {
-    let n = energy.len();
-    let win = ((window_fraction * n as f64).round() as usize).clamp(1, n);
-    if win >= n {
-        return 0.5;
-    }
-    let mut sum: u64 = energy[..win].iter().sum();
-    let (mut best, mut best_start) = (sum, 0);
-    for start in 1..=n - win {
-        sum = sum + energy[start + win - 1] - energy[start - 1];
-        if sum > best {
-            (best, best_start) = (sum, start);
-        }
-    }
-    best_start as f64 / (n - win) as f64
 }
 
 /// Applies the step's width/height/fit/gravity (and `background` for `pad`). A shrunk-on-load
@@ -456,9 +414,11 @@ mod tests {
         assert_eq!(left.pixel(1, 0)[0], 0);
         let right = crop(Gravity::Right, 7);
         assert_eq!(right.pixel(1, 0)[0], 255);
-        // Detail-based gravity finds the only edge, wherever it is.
-        let auto = crop(Gravity::Entropy, 5);
-        assert!(auto.data.contains(&255), "entropy crop missed the detail");
+        // Pixel-based gravities find the only bright column, wherever it is.
+        for g in [Gravity::Entropy, Gravity::Auto] {
+            let found = crop(g, 5);
+            assert!(found.data.contains(&255), "{g:?} crop missed the detail");
+        }
         let point = crop(
             Gravity::Point {
                 x: 0.75,

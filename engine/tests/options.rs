@@ -542,6 +542,55 @@ fn gravity_auto_and_entropy_keep_the_detailed_region() {
     }
 }
 
+/// Left third: grey with low-contrast noise (much entropy, little saliency); right third: a
+/// saturated red square on flat grey (little entropy, very salient).
+fn noise_left_red_square_right() -> Bytes {
+    png(600, 200, |x, y| {
+        if x < 200 {
+            // A deterministic hash of the coordinates, ±20 around mid-grey.
+            let h = (x.wrapping_mul(0x9E37_79B9) ^ y.wrapping_mul(0x85EB_CA6B)).rotate_left(13);
+            let v = (108 + h % 41) as u8;
+            [v, v, v, 255]
+        } else if (450..530).contains(&x) && (60..140).contains(&y) {
+            RED_SQUARE
+        } else {
+            [128, 128, 128, 255]
+        }
+    })
+}
+
+const RED_SQUARE: [u8; 4] = [220, 20, 30, 255];
+
+#[test]
+fn gravity_auto_is_saliency_and_entropy_is_entropy() {
+    // The two gravities disagree on this image, as Cloudflare's do: `auto` (maximum symmetric
+    // surround saliency) keeps the red square, `entropy` keeps the noisy third.
+    let img = noise_left_red_square_right();
+    let crop = |gravity: &str| {
+        pixels(
+            &[&img],
+            &one(&format!(
+                r#""width":200,"height":200,"fit":"cover","gravity":"{gravity}""#
+            )),
+        )
+    };
+    let auto = crop("auto");
+    assert_eq!(
+        auto.cells(RED_SQUARE).len(),
+        80 * 80,
+        "auto: the whole square"
+    );
+    let entropy = crop("entropy");
+    assert!(entropy.cells(RED_SQUARE).is_empty());
+    let distinct: std::collections::HashSet<[u8; 4]> =
+        (0..200).map(|x| entropy.at(x, 100)).collect();
+    assert!(
+        distinct.len() > 20,
+        "entropy: not over the noise ({} grey levels)",
+        distinct.len()
+    );
+}
+
 #[test]
 fn gravity_face_falls_back_to_auto() {
     // No face model is shipped: `face` uses the same detail-based window as `auto`
