@@ -7,7 +7,9 @@
 //! match the pixels, is ignored, as libvips does: the pixels are then taken as sRGB.
 
 use imgbind_wire::{Error, ErrorCode};
-use moxcms::{ColorProfile, DataColorSpace, Layout, ToneReprCurve, TransformOptions};
+use moxcms::{
+    ColorProfile, DataColorSpace, Layout, RenderingIntent, ToneReprCurve, TransformOptions,
+};
 
 use crate::raster::{buffer_len, try_alloc, Raster};
 
@@ -221,6 +223,13 @@ fn convert_rgb(mut raster: Raster, profile: &ColorProfile) -> Result<Raster, Err
 /// Converts CMYK pixels (0 = no ink, 255 = full ink, 4 bytes a pixel) to sRGB through a CMYK
 /// profile. `None` when the profile is not a usable CMYK profile (then the caller uses the naive
 /// formula).
+///
+/// As libvips (sharp) does: perceptual intent with black point compensation, so the deepest
+/// black the press can print becomes sRGB black instead of a dark grey (without it a photo's
+/// shadows come out lifted and flat: 12 levels of mean difference from sharp on a corpus photo,
+/// 4 with it). moxcms has no black point compensation, so it is applied here, after a 16-bit
+/// transform, in linear light: `(v − black) / (1 − black)` with the black point made neutral,
+/// which is lcms's compensation towards sRGB's zero black.
 pub(crate) fn cmyk_to_srgb(
     cmyk: &[u8],
     width: u32,
@@ -233,17 +242,87 @@ pub(crate) fn cmyk_to_srgb(
     if profile.color_space != DataColorSpace::Cmyk {
         return Ok(None);
     }
-    let Ok(transform) = profile.create_transform_8bit(
-        Layout::Rgba,
-        &ColorProfile::new_srgb(),
-        Layout::Rgb,
-        TransformOptions::default(),
-    ) else {
+    let srgb = ColorProfile::new_srgb();
+    let options = TransformOptions {
+        rendering_intent: RenderingIntent::Perceptual,
+        ..TransformOptions::default()
+    };
+    let Ok(transform) = profile.create_transform_16bit(Layout::Rgba, &srgb, Layout::Rgb, options)
+    else {
         return Ok(None);
     };
+    let to_8bit = compensation_table(cmyk_black_luminance(&profile, &srgb, options));
     let mut out = try_alloc(buffer_len(width, height, 3)?)?;
-    transform.transform(cmyk, &mut out).map_err(cms_error)?;
+    // In slices, so the 16-bit copies stay small whatever the image size.
+    const PIXELS: usize = 16 * 1024;
+    let mut wide_in = vec![0u16; PIXELS * 4];
+    let mut wide_out = vec![0u16; PIXELS * 3];
+    for (src, dst) in cmyk.chunks(PIXELS * 4).zip(out.chunks_mut(PIXELS * 3)) {
+        let (wide_in, wide_out) = (&mut wide_in[..src.len()], &mut wide_out[..dst.len()]);
+        for (w, &v) in wide_in.iter_mut().zip(src) {
+            *w = u16::from(v) * 257;
+        }
+        transform.transform(wide_in, wide_out).map_err(cms_error)?;
+        for (d, &w) in dst.iter_mut().zip(wide_out.iter()) {
+            *d = to_8bit[usize::from(w)];
+        }
+    }
     Ok(Some(out))
+}
+
+/// The luminance (0–1, linear) of the darkest black a CMYK profile reproduces, as lcms finds it
+/// for an output profile: sRGB black taken into the profile (perceptual) and back. Profiles with
+/// no way into CMYK (input profiles) use all four inks at 100 %. Made neutral and at most L* 50,
+/// as lcms does.
+fn cmyk_black_luminance(
+    profile: &ColorProfile,
+    srgb: &ColorProfile,
+    options: TransformOptions,
+) -> f32 {
+    let mut ink = [1.0f32; 4];
+    if let Ok(into) = srgb.create_transform_f32(Layout::Rgb, profile, Layout::Rgba, options) {
+        let mut darkest = [0.0f32; 4];
+        if into.transform(&[0.0, 0.0, 0.0], &mut darkest).is_ok() {
+            ink = darkest;
+        }
+    }
+    let Ok(back) = profile.create_transform_f32(Layout::Rgba, srgb, Layout::Rgb, options) else {
+        return 0.0;
+    };
+    let mut rgb = [0.0f32; 3];
+    if back.transform(&ink, &mut rgb).is_err() {
+        return 0.0;
+    }
+    let [r, g, b] = rgb.map(srgb_to_linear);
+    // L* 50 is Y 0.184.
+    (0.2126 * r + 0.7152 * g + 0.0722 * b).clamp(0.0, 0.184)
+}
+
+/// 16-bit sRGB values to 8-bit sRGB with black point compensation from `black` (linear).
+fn compensation_table(black: f32) -> Vec<u8> {
+    (0..=u16::MAX)
+        .map(|v| {
+            let linear = (srgb_to_linear(f32::from(v) / 65535.0) - black) / (1.0 - black);
+            (linear_to_srgb(linear) * 255.0).round() as u8
+        })
+        .collect()
+}
+
+fn srgb_to_linear(v: f32) -> f32 {
+    if v <= 0.04045 {
+        v / 12.92
+    } else {
+        ((v + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+fn linear_to_srgb(v: f32) -> f32 {
+    let v = v.clamp(0.0, 1.0);
+    if v <= 0.003_130_8 {
+        v * 12.92
+    } else {
+        1.055 * v.powf(1.0 / 2.4) - 0.055
+    }
 }
 
 #[cfg(test)]
@@ -281,6 +360,21 @@ mod tests {
         let img = Raster::from_vec(1, 1, false, vec![1, 2, 3]).unwrap();
         assert_eq!(rgb_to_srgb(img.clone(), b"nonsense").unwrap(), img);
         assert_eq!(cmyk_to_srgb(&[0, 0, 0, 0], 1, 1, b"x").unwrap(), None);
+    }
+
+    #[test]
+    fn black_point_compensation_maps_the_black_point_to_zero_and_keeps_white() {
+        let table = compensation_table(0.02);
+        assert_eq!(table.len(), 65536);
+        assert_eq!(table[65535], 255);
+        // sRGB 0.1559 is linear 0.0210: just above the black point.
+        let just_above = (0.1559 * 65535.0) as usize;
+        assert!(table[just_above] <= 3, "{}", table[just_above]);
+        assert_eq!(table[(0.14 * 65535.0) as usize], 0, "below the black point");
+        assert!(table.windows(2).all(|w| w[0] <= w[1]), "monotonic");
+        // No compensation: a plain 16 → 8-bit rounding.
+        let plain = compensation_table(0.0);
+        assert_eq!(plain[257 * 100], 100);
     }
 
     #[test]
