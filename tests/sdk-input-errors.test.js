@@ -6,6 +6,9 @@
 // failures), and the backend must go on serving. Sources: a JS ReadableStream that errors after
 // some chunks, a native one (the body of a fetch() whose origin drops the connection mid-body), and
 // the same JS stream as base64 (which takes the wasm-driven body path instead of the native pipe).
+// Also: response() hands on the backend's body with its length, and that body can be the next
+// input (a FixedLengthStream readable could not: workerd refuses "Inter-TransformStream" pipes and
+// leaves both streams locked, which hung the request).
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -51,7 +54,22 @@ export default {
       options = { encoding: "base64" };
     }
     else if (route === "/origin") input = (await fetch(env.ORIGIN_URL)).body;
+    else if (route === "/fixed") {
+      // workerd cannot pipe one of its transform streams into another (the SDK's body).
+      const fixed = new FixedLengthStream(Number(request.headers.get("content-length")));
+      request.body.pipeTo(fixed.writable).catch(() => {});
+      input = fixed.readable;
+    } else if (route === "/chain") {
+      // A result's response() body (the backend's body piped natively into a FixedLengthStream)
+      // as the next input, itself piped natively into the next request body.
+      const first = await images.input(request.body).transform({ width: 400 }).output({ format: "image/png" });
+      input = first.response().body;
+    }
     else input = request.body;
+    if (route === "/response") {
+      const result = await images.input(request.body).transform({ width: 64 }).output({ format: "image/png" });
+      return result.response({ headers: { "x-from": "sdk" } });
+    }
     try {
       const result = await images.input(input, options).transform({ width: 64 }).output({ format: "image/png" });
       const bytes = new Uint8Array(await result.response().arrayBuffer());
@@ -160,6 +178,27 @@ describe("an input stream that fails mid-way (native pipe path in workerd)", () 
   test("a base64 input stream that errors (wasm-driven body): 9523, backend still serving", { timeout: TEST_TIMEOUT_MS }, async () => {
     assertFailedInput(await run("/js-base64", photo.toString("base64")), /source reset after \d+ bytes/);
     await assertBackendServes();
+  });
+
+  test("a result's response() body as the next input completes (no hang between the two native pipes)", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const answer = await run("/chain", photo);
+    assert.equal(answer.ok, true, JSON.stringify(answer));
+    assert.equal(answer.contentType, "image/png");
+  });
+
+  test("a FixedLengthStream readable (which workerd will not pipe natively): a coded error, no hang", { timeout: TEST_TIMEOUT_MS }, async () => {
+    assertFailedInput(await run("/fixed", photo), /Inter-TransformStream/);
+    await assertBackendServes();
+  });
+
+  test("response() hands on the backend's body with its content-length", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const response = await fetch(new URL("/response", worker), { method: "POST", body: photo });
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    assert.equal(response.status, 200);
+    assert.equal(response.headers.get("content-type"), "image/png");
+    assert.equal(response.headers.get("x-from"), "sdk");
+    assert.equal(response.headers.get("content-length"), String(bytes.length));
+    assert.deepEqual([...bytes.subarray(1, 4)], [0x50, 0x4e, 0x47]);
   });
 
   test("repeated failures leave nothing behind", { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -18,8 +18,8 @@ use crate::builder::{self, Op, Plan, Source};
 use crate::errors::{ImagesError, Operation};
 use crate::js_io::{
     base64_encoded, check_response, checked_body, get, invalid, js_error, js_string,
-    json_stringify, request_body, response_body, to_js_stream, Backend, JsInput, JsSource,
-    RequestBody,
+    json_stringify, passthrough_body, request_body, response_body, to_js_stream, Backend, JsInput,
+    JsSource, RequestBody,
 };
 use crate::serialize::{self, frame, OutputFields, Part};
 
@@ -184,6 +184,7 @@ impl Transformer {
             Ok(TransformationResult {
                 response,
                 image: RefCell::new(None),
+                native_body: backend.native_bodies(),
             }
             .into())
         })
@@ -327,6 +328,8 @@ pub struct TransformationResult {
     response: Response,
     /// The checked body, made on the first `image()` and returned again after.
     image: RefCell<Option<ReadableStream>>,
+    /// The body is workerd's own stream (see `Backend::native_bodies`).
+    native_body: bool,
 }
 
 #[wasm_bindgen(js_class = ImageTransformationResult)]
@@ -365,7 +368,15 @@ impl TransformationResult {
         headers.set("content-type", &self.content_type()?)?;
         let response_init = ResponseInit::new();
         response_init.set_headers(&headers);
-        let body = response_body(&self.response, self.image(JsValue::UNDEFINED)?)?;
+        // The backend's body as it is when image() has not taken it (the usual case).
+        let cached = self.image.borrow().clone();
+        let body = match cached {
+            Some(body) => response_body(&self.response, body)?,
+            None => match passthrough_body(&self.response, self.native_body)? {
+                Some(body) => body,
+                None => response_body(&self.response, self.image(JsValue::UNDEFINED)?)?,
+            },
+        };
         Response::new_with_opt_readable_stream_and_init(Some(&body), &response_init)
     }
 

@@ -21,11 +21,11 @@ function backend(mode) {
       const body = new ReadableStream({
         start(c) {
           c.enqueue(new TextEncoder().encode('012345'));
-          if (mode === 'error') c.error(new Error('connection reset'));
+          if (mode.endsWith('error')) c.error(new Error('connection reset'));
           else c.close();
         },
       });
-      const length = mode === 'short' ? '10' : '6';
+      const length = mode.endsWith('short') ? '10' : mode.endsWith('long') ? '4' : '6';
       return new Response(body, { headers: { 'content-type': 'image/png', 'content-length': length } });
     },
   };
@@ -37,6 +37,15 @@ export default {
     const images = createImages(backend(mode));
     const result = await images.input(new Uint8Array([1, 2, 3])).transform({ width: 1 }).output({ format: 'image/png' });
     if (mode === 'response') return result.response({ headers: { 'cache-control': 'no-store' } });
+    if (mode.startsWith('response-')) {
+      // response() read inside the Worker: a body that does not match its length must fail.
+      try {
+        const text = await result.response().text();
+        return Response.json({ ok: text });
+      } catch (e) {
+        return Response.json({ failed: true });
+      }
+    }
     try {
       const text = await new Response(result.image()).text();
       return Response.json({ ok: text });
@@ -93,6 +102,14 @@ test('a body shorter than its content-length is a stream error', async () => {
     code: 9523,
   });
 });
+
+// With a JS Fetcher (whose bodies are JS streams) response() is the length-checked stream through a
+// FixedLengthStream; a real binding's body is handed on as it is (tests/sdk-input-errors.test.js).
+for (const [mode, what] of [['response-short', 'ends short'], ['response-long', 'runs long'], ['response-error', 'fails']]) {
+  test(`response(): a body that ${what} is an error, never a short success`, async () => {
+    assert.deepEqual(await (await mf.dispatchFetch(`http://x/?mode=${mode}`)).json(), { failed: true });
+  });
+}
 
 test('an upstream error is a stream error', async () => {
   const r = await (await mf.dispatchFetch('http://x/?mode=error')).json();
