@@ -2,7 +2,10 @@
 // alternates, round by round, between
 //   engine  - imgbind_engine::run in-process (engine/examples/bench_jobs.rs, JSON lines over stdio),
 //   backend - target/release/imgbind serve --unix, sent the exact multipart workerd's client sends,
-//   worker  - the example Worker (wrangler's bundle) in Miniflare, bound to that backend,
+//   worker  - the example Worker (wrangler's bundle) in Miniflare's workerd, bound to that backend,
+//             requests sent straight to a workerd socket the Worker serves (no dev proxy between),
+//   worker (miniflare dev stack) - the same Worker through Miniflare's URL, i.e. its entry worker
+//             (a dev-only proxy Worker) first, as `wrangler dev` serves it,
 //   sharp   - sharp from npm with the closest equivalent settings,
 // and prints median latency, throughput at concurrency = cores, size, SSIM and peak RSS per job.
 // Results go to stdout (a Markdown table) and target/bench/results.json.
@@ -30,6 +33,8 @@ const SECONDS = Number(process.env.IMGBIND_BENCH_SECONDS ?? 3);
 const WITH_WORKER = process.env.IMGBIND_BENCH_WORKER !== "0";
 const ENGINE_BIN = join(REPO_ROOT, "target/release/examples/bench_jobs");
 const OUT_DIR = join(REPO_ROOT, "target/bench");
+/** The Worker reached through Miniflare's entry worker (a dev-only hop production does not have). */
+const MINIFLARE_PATH = "worker (miniflare dev stack)";
 
 // sharp's own thread pool stays at its default (one libvips thread per core); its operation cache
 // is off so repeated runs on the same buffer redo the work, as separate requests would.
@@ -273,13 +278,14 @@ class BackendPath {
 }
 
 class WorkerPath {
-  constructor(worker) {
-    this.worker = worker;
+  /** `origin`: the Worker's direct workerd socket, or Miniflare's entry-worker URL. */
+  constructor(origin) {
+    this.origin = origin;
     this.agent = new Agent({ keepAlive: true, maxSockets: CORES });
   }
 
   send(job) {
-    const url = new URL(job.worker, this.worker.origin);
+    const url = new URL(job.worker, this.origin);
     let body;
     let headers = {};
     if (job.sources.length === 1) {
@@ -392,7 +398,12 @@ async function main() {
   const backend = await startBackend();
   const worker = WITH_WORKER ? await startWorker(backend.socket) : null;
   const engine = new EnginePath();
-  const paths = { engine, backend: new BackendPath(backend), ...(worker && { worker: new WorkerPath(worker) }), sharp: new SharpPath() };
+  const paths = {
+    engine,
+    backend: new BackendPath(backend),
+    ...(worker && { worker: new WorkerPath(worker.direct), [MINIFLARE_PATH]: new WorkerPath(worker.origin) }),
+    sharp: new SharpPath(),
+  };
   const names = Object.keys(paths);
   const started = performance.now();
   const results = [];
@@ -483,10 +494,24 @@ function table(info, results, names, elapsed) {
       }
       const tput = name === "sharp" ? "1.00" : s.imagesPerSecond ? f(p.imagesPerSecond / s.imagesPerSecond, 2) : "–";
       const lat = name === "sharp" ? "1.00" : s.medianMs ? f(s.medianMs / p.medianMs, 2) : "–";
-      const rss = p.peakKib ? f(p.peakKib / 1024, 0) : name === "worker" ? "n/m" : "–";
+      const rss = p.peakKib ? f(p.peakKib / 1024, 0) : name.startsWith("worker") ? "n/m" : "–";
       lines.push(
         `| ${r.job} | ${name} | ${f(p.medianMs)} | ${f(p.imagesPerSecond)} | ${tput} | ${lat} | ${p.bytes} | ${p.size} | ${f(p.ssimVsReference, 4)} | ${name === "sharp" ? "" : f(p.ssimVsSharp, 4)} | ${rss} |`,
       );
+    }
+  }
+  // The Worker path's cost over calling the backend directly (issue #5: ≤ 15 %).
+  const workers = names.filter((n) => n.startsWith("worker"));
+  if (workers.length) {
+    lines.push("", "| job | path | median over backend | throughput over backend |", "|---|---|---:|---:|");
+    const pct = (x) => (x === undefined || !Number.isFinite(x) ? "–" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`);
+    for (const r of results) {
+      const b = r.paths.backend;
+      for (const name of workers) {
+        const w = r.paths[name];
+        if (w.error || b.error) continue;
+        lines.push(`| ${r.job} | ${name} | ${pct(w.medianMs / b.medianMs - 1)} | ${pct(w.imagesPerSecond / b.imagesPerSecond - 1)} |`);
+      }
     }
   }
   return lines.join("\n");

@@ -1,6 +1,11 @@
 // The Worker path of the bench: the example Worker bundled by wrangler (`deploy --dry-run`), run in
-// Miniflare with its IMAGES_BACKEND service binding on the backend's Unix socket — as
+// Miniflare's workerd with its IMAGES_BACKEND service binding on the backend's Unix socket — as
 // tests/worker-example.test.js runs it.
+//
+// Two ways in: `direct` is a workerd socket served by the user Worker itself (Miniflare's
+// `unsafeDirectSockets`), which is the production shape (one Worker between the client and the
+// binding); `origin` is Miniflare's usual URL, which first goes through its entry worker (a
+// dev-only proxy Worker in the same workerd that re-issues each request to the user Worker).
 
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
@@ -9,7 +14,7 @@ import { extname, join, sep } from "node:path";
 import { Miniflare } from "miniflare";
 import { REPO_ROOT, WRANGLER_JS, wranglerCompatibilityDate } from "../tests/support/paths.js";
 
-/** Bundles the Worker and starts it; resolves with `{ origin, stop() }`. */
+/** Bundles the Worker and starts it; resolves with `{ direct, origin, stop() }` (two URLs). */
 export async function startWorker(socket) {
   const outdir = mkdtempSync(join(tmpdir(), "imgbind-bench-bundle-"));
   const bundled = spawnSync(process.execPath, [WRANGLER_JS, "deploy", "--dry-run", "--outdir", outdir], {
@@ -31,11 +36,14 @@ export async function startWorker(socket) {
             IMAGES_BACKEND: { type: "external", address: `unix:${socket}`, http: {} },
           },
         },
+        dev: { unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] },
       },
     ],
   });
   const origin = (await miniflare.ready).origin;
+  const direct = (await miniflare.unsafeGetDirectURL("imgbind-example")).origin;
   return {
+    direct,
     origin,
     async stop() {
       await miniflare.dispose();
