@@ -116,6 +116,8 @@ const JOBS = [
     sources: [GRAPHIC],
     steps: [{ imageIndex: 0, width: 1200 }],
     format: "image/png",
+    // No quality on any path: with one, imgbind writes a palette PNG (PNG8, as Cloudflare does).
+    quality: null,
     worker: "/transform?width=1200&format=image/png",
     // imgbind writes PNG with fast (fdeflate) compression and adaptive filters; zlib level 1 with
     // adaptive filtering is sharp's nearest setting.
