@@ -1,11 +1,20 @@
-//! Encode the finished image: JPEG (libjpeg-turbo), PNG and GIF (image-rs), WebP (libwebp), AVIF
-//! (libavif + aom, `avif.rs`), raw RGB/RGBA. No encoder writes metadata; a JPEG's copyright tag
-//! is added afterwards (`metadata.rs`). Animation is not kept: the output is one frame.
+//! Encode the finished image: JPEG (libjpeg-turbo), PNG (the png crate's stream writer) and GIF
+//! (image-rs), WebP (libwebp), AVIF (libavif + aom, `avif.rs`), raw RGB/RGBA. No encoder writes
+//! metadata; a JPEG's copyright tag is added afterwards (`metadata.rs`). Animation is not kept:
+//! the output is one frame.
+//!
+//! PNG and raw outputs are written incrementally into an [`OutputSink`] ([`encode_incremental`]);
+//! the one-block [`encode`] collects that same stream, so both give identical bytes.
 
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rgba};
 
-use crate::raster::Raster;
+use crate::output::{OutputHead, OutputSink, SinkWriter, VecSink};
+use crate::raster::{self, Raster};
 use crate::Encoded;
+
+/// The PNG stream writer's IDAT chunk size, and the size of the row blocks raw outputs are
+/// written in.
+const BLOCK: usize = 64 * 1024;
 
 fn encode_error(format: &str, e: impl std::fmt::Display) -> Error {
     Error::new(
@@ -14,9 +23,29 @@ fn encode_error(format: &str, e: impl std::fmt::Display) -> Error {
     )
 }
 
-/// Encodes `img` as `output` asks. `output.background` flattens any transparency first; formats
-/// without alpha (JPEG, raw RGB) flatten onto white when no background is given.
+/// Whether the output's encoder produces it as it goes ([`encode_incremental`]): truecolour PNG
+/// (no `quality`; with one it is a palette PNG, chosen from the whole image) and raw pixels.
+pub(crate) fn is_incremental(output: &OutputOptions) -> bool {
+    match output.format {
+        OutputFormat::Png => output.quality.is_none(),
+        OutputFormat::Rgb | OutputFormat::Rgba => true,
+        _ => false,
+    }
+}
+
+/// Encodes `img` as `output` asks, into one buffer. `output.background` flattens any transparency
+/// first; formats without alpha (JPEG, raw RGB) flatten onto white when no background is given.
 pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Error> {
+    if is_incremental(output) {
+        let mut sink = VecSink::default();
+        let head = encode_incremental(img, output, &mut sink)?;
+        return Ok(Encoded {
+            bytes: sink.bytes,
+            format: head.format,
+            width: head.width,
+            height: head.height,
+        });
+    }
     let img = match output.background {
         Some(bg) => img.flatten(bg)?,
         None => img,
@@ -25,16 +54,20 @@ pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Err
     let (width, height) = (img.width, img.height);
     let bytes = match output.format {
         OutputFormat::Jpeg => jpeg(&img.flatten(opaque(output.background))?, quality)?,
-        // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`.
-        OutputFormat::Png => match output.quality {
-            Some(q) => crate::palette::encode_png8(img, q)?,
-            None => png(&img)?,
-        },
+        // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`: one
+        // block (the palette is chosen from the whole image).
+        OutputFormat::Png if output.quality.is_some() => {
+            crate::palette::encode_png8(img, output.quality.unwrap_or(100))?
+        }
         OutputFormat::Webp => webp(&img, quality)?,
         OutputFormat::Gif => gif(img)?,
-        OutputFormat::Rgb => img.flatten(opaque(output.background))?.data,
-        OutputFormat::Rgba => img.into_rgba()?.data,
         OutputFormat::Avif => crate::avif::encode(&img, quality)?,
+        OutputFormat::Png | OutputFormat::Rgb | OutputFormat::Rgba => {
+            return Err(encode_error(
+                output.format.as_str(),
+                "an incremental format reached the one-block encoder",
+            ))
+        }
     };
     Ok(Encoded {
         bytes,
@@ -42,6 +75,34 @@ pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Err
         width,
         height,
     })
+}
+
+/// Encodes a PNG or raw output into `sink` as it is produced: the head first, then the bytes
+/// (PNG: one IDAT chunk at a time; raw: blocks of rows). 9523 for any other format.
+pub(crate) fn encode_incremental(
+    img: Raster,
+    output: &OutputOptions,
+    sink: &mut dyn OutputSink,
+) -> Result<OutputHead, Error> {
+    if !is_incremental(output) {
+        return Err(encode_error(
+            output.format.as_str(),
+            "this output is not encoded incrementally",
+        ));
+    }
+    let img = match output.background {
+        Some(bg) => img.flatten(bg)?,
+        None => img,
+    };
+    match output.format {
+        OutputFormat::Png => png(&img, sink),
+        OutputFormat::Rgb => raw(img, false, opaque(output.background), sink),
+        OutputFormat::Rgba => raw(img, true, Rgba::WHITE, sink),
+        other => Err(encode_error(
+            other.as_str(),
+            "this format is not encoded incrementally",
+        )),
+    }
 }
 
 /// The background a format without alpha flattens onto: the requested one made opaque, or white.
@@ -77,22 +138,86 @@ fn jpeg(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
     compressor.compress_to_vec(image).map_err(fail)
 }
 
-fn png(img: &Raster) -> Result<Vec<u8>, Error> {
-    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-    use image::{ExtendedColorType, ImageEncoder};
-    let mut out = Vec::new();
-    // Fast (fdeflate) compression: several times quicker than zlib level 6 for a modest size cost.
-    let encoder =
-        PngEncoder::new_with_quality(&mut out, CompressionType::Fast, FilterType::Adaptive);
-    let colour = if img.has_alpha {
-        ExtendedColorType::Rgba8
-    } else {
-        ExtendedColorType::Rgb8
+/// PNG through the png crate's stream writer: the same settings as image-rs's `PngEncoder` with
+/// `CompressionType::Fast` + `FilterType::Adaptive` (fdeflate, adaptive filters), so the filtered
+/// scanlines are the same; the IDAT chunking differs (64 KiB chunks instead of one) and so, by a
+/// few bytes, does the deflate stream (fdeflate's output depends on how its input is split).
+fn png(img: &Raster, sink: &mut dyn OutputSink) -> Result<OutputHead, Error> {
+    use std::io::Write;
+    let fail = |e: &dyn std::fmt::Display| encode_error("PNG", e);
+    let head = OutputHead {
+        format: OutputFormat::Png,
+        width: img.width,
+        height: img.height,
+        length: None,
+        incremental: true,
     };
-    encoder
-        .write_image(&img.data, img.width, img.height, colour)
-        .map_err(|e| encode_error("PNG", e))?;
-    Ok(out)
+    sink.begin(&head).map_err(|e| fail(&e))?;
+    let mut encoder = png::Encoder::new(SinkWriter(sink), img.width, img.height);
+    encoder.set_color(if img.has_alpha {
+        png::ColorType::Rgba
+    } else {
+        png::ColorType::Rgb
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    // Fast (fdeflate) compression: several times quicker than zlib level 6 for a modest size cost.
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Adaptive);
+    let mut writer = encoder.write_header().map_err(|e| fail(&e))?;
+    let mut stream = writer
+        .stream_writer_with_size(BLOCK)
+        .map_err(|e| fail(&e))?;
+    // The stream writer filters and compresses row by row and hands each full IDAT chunk on.
+    stream.write_all(&img.data).map_err(|e| fail(&e))?;
+    stream.finish().map_err(|e| fail(&e))?;
+    // IEND.
+    writer.finish().map_err(|e| fail(&e))?;
+    Ok(head)
+}
+
+/// Raw pixels with a known length: the buffer itself when it already has the asked channels,
+/// otherwise converted in blocks of rows.
+fn raw(
+    img: Raster,
+    alpha: bool,
+    background: Rgba,
+    sink: &mut dyn OutputSink,
+) -> Result<OutputHead, Error> {
+    let name = if alpha { "RGBA" } else { "RGB" };
+    let fail = |e: std::io::Error| encode_error(name, e);
+    let channels = if alpha { 4 } else { 3 };
+    let length = raster::buffer_len(img.width, img.height, channels)?;
+    let head = OutputHead {
+        format: if alpha {
+            OutputFormat::Rgba
+        } else {
+            OutputFormat::Rgb
+        },
+        width: img.width,
+        height: img.height,
+        length: Some(length as u64),
+        incremental: true,
+    };
+    sink.begin(&head).map_err(fail)?;
+    if img.has_alpha == alpha {
+        sink.write_owned(img.data).map_err(fail)?;
+        return Ok(head);
+    }
+    let (src_row, dst_row) = (img.stride(), img.width as usize * channels);
+    if length == 0 {
+        return Ok(head);
+    }
+    let rows = (BLOCK / dst_row.max(1)).max(1);
+    for src in img.data.chunks(src_row * rows) {
+        let mut dst = raster::try_alloc(src.len() / src_row * dst_row)?;
+        if alpha {
+            raster::rgb_to_rgba(src, &mut dst);
+        } else {
+            raster::rgba_onto_opaque(src, &mut dst, background);
+        }
+        sink.write_owned(dst).map_err(fail)?;
+    }
+    Ok(head)
 }
 
 fn webp(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
@@ -250,5 +375,175 @@ mod tests {
             };
             assert!(at(20) < at(95), "{format:?}: {} vs {}", at(20), at(95));
         }
+    }
+
+    /// Records what an incremental encode hands over, in order.
+    #[derive(Default)]
+    struct Recorder {
+        head: Option<OutputHead>,
+        writes: Vec<Vec<u8>>,
+        fail_after: Option<usize>,
+    }
+
+    impl OutputSink for Recorder {
+        fn begin(&mut self, head: &OutputHead) -> std::io::Result<()> {
+            assert!(
+                self.head.is_none() && self.writes.is_empty(),
+                "begin once, first"
+            );
+            self.head = Some(*head);
+            Ok(())
+        }
+
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+            assert!(self.head.is_some(), "bytes before the head");
+            if self.fail_after.is_some_and(|n| self.writes.len() >= n) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::BrokenPipe,
+                    "the reader is gone",
+                ));
+            }
+            self.writes.push(bytes.to_vec());
+            Ok(())
+        }
+    }
+
+    /// A gradient with some noise, big enough for many IDAT chunks (and compressible, so the
+    /// pre-streaming encoder keeps its compressed stream rather than falling back to stored).
+    fn large(alpha: bool) -> Raster {
+        let mut img = Raster::filled(700, 500, alpha, Rgba::WHITE, &Limits::default()).unwrap();
+        let mut x: u32 = 12345;
+        for (i, b) in img.data.iter_mut().enumerate() {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            *b = ((i / 3 % 700 + i / 2100) / 5) as u8 ^ (x >> 30) as u8;
+        }
+        img
+    }
+
+    /// The concatenated IDAT payloads of a PNG (its zlib stream) and the number of IDAT chunks.
+    fn zlib_stream(png: &[u8]) -> (Vec<u8>, usize) {
+        let (mut i, mut out, mut count) = (8, Vec::new(), 0);
+        while i + 12 <= png.len() {
+            let len = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
+            if &png[i + 4..i + 8] == b"IDAT" {
+                out.extend_from_slice(&png[i + 8..i + 8 + len]);
+                count += 1;
+            }
+            i += 12 + len;
+        }
+        (out, count)
+    }
+
+    #[test]
+    fn png_streams_the_one_block_bytes_and_the_same_scanlines_as_before() {
+        use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+        use image::{ExtendedColorType, ImageEncoder};
+        for alpha in [false, true] {
+            let img = large(alpha);
+            let mut recorder = Recorder::default();
+            let head = encode_incremental(
+                img.clone(),
+                &OutputOptions::new(OutputFormat::Png),
+                &mut recorder,
+            )
+            .unwrap();
+            assert_eq!(recorder.head, Some(head));
+            assert_eq!((head.length, head.incremental), (None, true));
+            let streamed = recorder.writes.concat();
+            // The one-block encode collects exactly the same stream.
+            let one_block = encode(img.clone(), &OutputOptions::new(OutputFormat::Png)).unwrap();
+            assert!(
+                one_block.bytes == streamed,
+                "one-block and streamed PNG differ"
+            );
+            // Many IDAT chunks, handed over as they filled.
+            let (zlib, chunks) = zlib_stream(&streamed);
+            assert!(chunks > 4, "{chunks} IDAT chunks");
+            assert!(
+                recorder.writes.len() > chunks,
+                "{} writes",
+                recorder.writes.len()
+            );
+            // image-rs's encoder (the pre-streaming path) with the same settings: one IDAT
+            // chunk, the same zlib stream, the same pixels.
+            let mut before = Vec::new();
+            PngEncoder::new_with_quality(&mut before, CompressionType::Fast, FilterType::Adaptive)
+                .write_image(
+                    &img.data,
+                    img.width,
+                    img.height,
+                    if alpha {
+                        ExtendedColorType::Rgba8
+                    } else {
+                        ExtendedColorType::Rgb8
+                    },
+                )
+                .unwrap();
+            let (zlib_before, chunks_before) = zlib_stream(&before);
+            assert_eq!(chunks_before, 1);
+            // The same filtered scanlines (same filter per row) through the same compressor;
+            // fdeflate's output differs slightly where its writes are split, not in size.
+            let inflate = |z: &[u8]| fdeflate::decompress_to_vec(z).unwrap();
+            assert!(
+                inflate(&zlib) == inflate(&zlib_before),
+                "filtered scanlines differ (alpha={alpha})"
+            );
+            let (now, then) = (streamed.len() as f64, before.len() as f64);
+            assert!((now - then).abs() / then < 0.005, "{now} vs {then} bytes");
+            let decoded = image::load_from_memory(&streamed).unwrap();
+            let pixels = if alpha {
+                decoded.to_rgba8().into_raw()
+            } else {
+                decoded.to_rgb8().into_raw()
+            };
+            assert!(pixels == img.data, "decoded pixels differ");
+        }
+    }
+
+    #[test]
+    fn raw_streams_rows_with_the_length_up_front() {
+        for (alpha_in, format) in [
+            (false, OutputFormat::Rgb),
+            (true, OutputFormat::Rgb),
+            (false, OutputFormat::Rgba),
+            (true, OutputFormat::Rgba),
+        ] {
+            let img = large(alpha_in);
+            let options = OutputOptions::new(format);
+            let mut recorder = Recorder::default();
+            let head = encode_incremental(img.clone(), &options, &mut recorder).unwrap();
+            let streamed = recorder.writes.concat();
+            assert_eq!(head.length, Some(streamed.len() as u64));
+            let expected = if format == OutputFormat::Rgba {
+                img.into_rgba().unwrap().data
+            } else {
+                img.flatten(Rgba::WHITE).unwrap().data
+            };
+            assert!(streamed == expected, "{format:?} from alpha={alpha_in}");
+            // A conversion goes out in row blocks; a buffer already in shape goes out whole.
+            let converted = alpha_in != (format == OutputFormat::Rgba);
+            assert_eq!(
+                recorder.writes.len() > 1,
+                converted,
+                "{format:?} {alpha_in}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_stops_the_encoder_with_9523() {
+        let mut recorder = Recorder {
+            fail_after: Some(3),
+            ..Recorder::default()
+        };
+        let error = encode_incremental(
+            large(true),
+            &OutputOptions::new(OutputFormat::Png),
+            &mut recorder,
+        )
+        .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::Internal);
+        assert!(error.message().contains("the reader is gone"), "{error}");
+        assert_eq!(recorder.writes.len(), 3);
     }
 }

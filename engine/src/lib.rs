@@ -32,6 +32,7 @@ mod icc;
 mod info;
 mod limits;
 mod metadata;
+mod output;
 mod palette;
 mod raster;
 mod resize;
@@ -45,6 +46,7 @@ use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rotate, Step, 
 
 pub use info::info;
 pub use limits::Limits;
+pub use output::{OutputHead, OutputSink, VecSink};
 
 use raster::Raster;
 
@@ -122,6 +124,26 @@ pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
 
 /// [`run`], also adding the time spent decoding, applying steps and encoding to `timings`.
 pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Encoded, Error> {
+    let mut sink = VecSink::default();
+    let head = run_into(job, limits, timings, &mut sink)?;
+    Ok(Encoded {
+        bytes: sink.bytes,
+        format: head.format,
+        width: head.width,
+        height: head.height,
+    })
+}
+
+/// [`run_timed`], writing the output into `sink` as the encoder produces it (PNG, raw; see
+/// `output.rs`) or as one block once complete (every other format). Returns the output's head.
+/// Nothing reaches the sink before encoding starts, so every error up to then comes before any
+/// byte; an error after [`OutputSink::begin`] means the output written so far is incomplete.
+pub fn run_into(
+    job: Job,
+    limits: &Limits,
+    timings: &mut Timings,
+    sink: &mut dyn OutputSink,
+) -> Result<OutputHead, Error> {
     let clock = Clock::start(limits);
 
     // 1. Limits that need no decoding.
@@ -200,7 +222,8 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
     let transforming = PhaseTimer::start(&mut timings.transform);
     if let Some(animation) = animation {
         // Every frame through the canvas's steps, then an animated encode (anim.rs).
-        return anim::run(animation, images, &job.steps, &job.output, limits, &clock);
+        let encoded = anim::run(animation, images, &job.steps, &job.output, limits, &clock)?;
+        return one_block(encoded, sink);
     }
     for (i, step) in job.steps.iter().enumerate() {
         clock.check()?;
@@ -223,6 +246,11 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
     let _encoding = PhaseTimer::start(&mut timings.encode);
     let canvas = take(&mut images, 0, job.steps.len())?;
     clock.check()?;
+    if encode::is_incremental(&job.output) {
+        // Bytes leave as they are produced: the deadline was checked last just above (a finished
+        // output is never turned into an error after its first byte).
+        return encode::encode_incremental(canvas, &job.output, sink);
+    }
     let mut encoded = encode::encode(canvas, &job.output)?;
     if let (OutputFormat::Jpeg, Some(Source::Image(input))) =
         (job.output.format, job.sources.first())
@@ -230,7 +258,22 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
         encoded.bytes = metadata::keep_copyright(encoded.bytes, input);
     }
     clock.check()?;
-    Ok(encoded)
+    one_block(encoded, sink)
+}
+
+/// Hands a complete output to the sink as one block with its length.
+fn one_block(encoded: Encoded, sink: &mut dyn OutputSink) -> Result<OutputHead, Error> {
+    let head = OutputHead {
+        format: encoded.format,
+        width: encoded.width,
+        height: encoded.height,
+        length: Some(encoded.bytes.len() as u64),
+        incremental: false,
+    };
+    let fail = |e: std::io::Error| Error::new(ErrorCode::Internal, format!("output failed: {e}"));
+    sink.begin(&head).map_err(fail)?;
+    sink.write_owned(encoded.bytes).map_err(fail)?;
+    Ok(head)
 }
 
 /// One `.transform()` step, in the order documented at the top of this file.

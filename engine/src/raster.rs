@@ -114,10 +114,7 @@ impl Raster {
             return Ok(self);
         }
         let mut data = try_alloc(buffer_len(self.width, self.height, 4)?)?;
-        for (dst, src) in data.chunks_exact_mut(4).zip(self.data.chunks_exact(3)) {
-            dst[..3].copy_from_slice(src);
-            dst[3] = 255;
-        }
+        rgb_to_rgba(&self.data, &mut data);
         Ok(Raster {
             data,
             has_alpha: true,
@@ -133,13 +130,7 @@ impl Raster {
         }
         if background.a == 255 {
             let mut data = try_alloc(buffer_len(self.width, self.height, 3)?)?;
-            let bg = [background.r, background.g, background.b];
-            for (dst, src) in data.chunks_exact_mut(3).zip(self.data.chunks_exact(4)) {
-                let a = u32::from(src[3]);
-                for k in 0..3 {
-                    dst[k] = div255(u32::from(src[k]) * a + u32::from(bg[k]) * (255 - a));
-                }
-            }
+            rgba_onto_opaque(&self.data, &mut data, background);
             return Ok(Raster {
                 data,
                 has_alpha: false,
@@ -165,6 +156,26 @@ impl Raster {
             p[3] = (ra * 255.0).round() as u8;
         }
         Ok(out)
+    }
+}
+
+/// RGB pixels to opaque RGBA (`dst` holds as many pixels as `src`).
+pub(crate) fn rgb_to_rgba(src: &[u8], dst: &mut [u8]) {
+    for (dst, src) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
+        dst[..3].copy_from_slice(src);
+        dst[3] = 255;
+    }
+}
+
+/// RGBA pixels composited onto an opaque `background`, as RGB (`dst` holds as many pixels as
+/// `src`).
+pub(crate) fn rgba_onto_opaque(src: &[u8], dst: &mut [u8], background: Rgba) {
+    let bg = [background.r, background.g, background.b];
+    for (dst, src) in dst.chunks_exact_mut(3).zip(src.chunks_exact(4)) {
+        let a = u32::from(src[3]);
+        for k in 0..3 {
+            dst[k] = div255(u32::from(src[k]) * a + u32::from(bg[k]) * (255 - a));
+        }
     }
 }
 
