@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response};
-use imgbind_engine::{Job, Limits, Timings};
+use imgbind_engine::{Encoded, Job, Limits, Timings};
 use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_TRANSFORM};
 use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
+use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::Instrument;
 
 use crate::connection::Conn;
@@ -28,6 +29,7 @@ use crate::jobs::{payload_text, Engine, JobGate};
 use crate::metrics::{Metrics, PATH_METRICS};
 use crate::receive;
 use crate::respond::{self, Body};
+use crate::streaming::{AbortOnDrop, ChannelSink, Done, Event, JobReport, StreamedBody};
 use crate::telemetry::{ops_summary, MeteredBody, Phase, RequestMeter};
 use crate::Config;
 
@@ -120,7 +122,11 @@ async fn handle(
         return respond::close_connection(finish(respond::error(&error), drained));
     }
     match (&head.method, path) {
-        (&Method::POST, PATH_TRANSFORM) => transform(state, &head.headers, &mut body, meter).await,
+        (&Method::POST, PATH_TRANSFORM) => {
+            // HTTP/1.0 has no chunked encoding: a result of unknown length is sent as one block.
+            let may_chunk = head.version >= hyper::Version::HTTP_11;
+            transform(state, &head.headers, &mut body, may_chunk, meter).await
+        }
         (&Method::POST, PATH_INFO) => info(state, &head.headers, &mut body, meter).await,
         (&Method::GET, PATH_HEALTH) => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
@@ -154,6 +160,7 @@ async fn transform(
     state: &State,
     headers: &HeaderMap,
     body: &mut Incoming,
+    may_chunk: bool,
     meter: &mut RequestMeter,
 ) -> Response<Body> {
     // 1. Receive the parts (streamed; stops at the first bad part or past the byte limit).
@@ -188,44 +195,120 @@ async fn transform(
             steps,
             output,
         };
-        // 4. Decode, apply, encode: CPU work on the blocking pool, bounded.
+        // 4. Decode, apply, encode: CPU work on the blocking pool, bounded. The output comes
+        // back through a channel as it is encoded (streaming.rs).
         let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let gate = state.gate.clone();
         let queued = Instant::now();
-        let (encoded, waited, timings) = state
-            .gate
-            .run(move || {
-                let waited = queued.elapsed();
-                let mut timings = Timings::default();
-                let encoded = engine.run_timed(job, &limits, &mut timings);
-                Ok((encoded, waited, timings))
-            })
-            .await
-            .inspect_err(|_| meter.add(Phase::Queue, queued.elapsed()))?;
-        meter.add(Phase::Queue, waited);
-        // Only the phases the job reached (a job refused while decoding never encodes).
-        for (phase, time) in [
-            (Phase::Decode, timings.decode),
-            (Phase::Transform, timings.transform),
-            (Phase::Encode, timings.encode),
-        ] {
-            if !time.is_zero() {
-                meter.add(phase, time);
-            }
-        }
-        let encoded = encoded?;
-        tracing::debug!(
-            format = encoded.format.as_str(),
-            width = encoded.width,
-            height = encoded.height,
-            bytes = encoded.bytes.len(),
-            "encoded"
-        );
-        Ok::<_, Error>(respond::image(encoded))
+        let task = AbortOnDrop(tokio::spawn(async move {
+            let sink_tx = tx.clone();
+            let outcome = gate
+                .run(move || {
+                    let waited = queued.elapsed();
+                    let mut timings = Timings::default();
+                    let mut sink = ChannelSink::new(sink_tx);
+                    let result = engine.run_into(job, &limits, &mut timings, &mut sink);
+                    if result.is_ok() {
+                        sink.finish();
+                    }
+                    Ok((result, waited, timings))
+                })
+                .await;
+            let done = match outcome {
+                Ok((result, waited, timings)) => Done {
+                    report: Some(JobReport { waited, timings }),
+                    result: result.map(|_| ()),
+                },
+                Err(error) => Done {
+                    report: None,
+                    result: Err(error),
+                },
+            };
+            let _ = tx.send(Event::Done(done));
+        }));
+        respond_to_job(rx, task, may_chunk, queued, meter).await
     }
     .await;
 
     // 5. Respond.
     finish(answer(result, meter), drained)
+}
+
+/// The job's answer: a coded error while no byte of the output exists yet; once the first chunk
+/// exists, a streamed answer (chunked, or with `Content-Length` when the length is known);
+/// a one-block output, or one that fits in a single chunk, as one block with its length.
+async fn respond_to_job(
+    mut rx: UnboundedReceiver<Event>,
+    task: AbortOnDrop,
+    may_chunk: bool,
+    queued: Instant,
+    meter: &mut RequestMeter,
+) -> Result<Response<Body>, Error> {
+    let ended = |done: Done, meter: &mut RequestMeter| {
+        if done.report.is_none() {
+            // The gate refused or lost the job (busy, panic, deadline): all of it was queue time.
+            meter.add(Phase::Queue, queued.elapsed());
+        }
+        meter.job_ended(&done);
+        done.result
+    };
+    let lost = || Error::new(ErrorCode::Internal, "the image job ended without a result");
+    let head = match rx.recv().await {
+        Some(Event::Head(head)) => head,
+        Some(Event::Done(done)) => {
+            ended(done, meter)?;
+            return Err(lost());
+        }
+        _ => return Err(lost()),
+    };
+    let mut pieces: Vec<bytes::Bytes> = Vec::new();
+    loop {
+        match rx.recv().await {
+            Some(Event::Chunk(first))
+                if head.incremental && (may_chunk || head.length.is_some()) =>
+            {
+                tracing::debug!(
+                    format = head.format.as_str(),
+                    width = head.width,
+                    height = head.height,
+                    length = head.length,
+                    "streaming the result"
+                );
+                meter.set_outcome(Ok(()));
+                let body = StreamedBody::new(rx, first, head.length, task);
+                return Ok(respond::streamed_image(&head, body));
+            }
+            // HTTP/1.0 and a length only known at the end: collected, sent as one block.
+            Some(Event::Chunk(bytes) | Event::Tail(bytes)) => {
+                if !bytes.is_empty() {
+                    pieces.push(bytes);
+                }
+            }
+            Some(Event::Done(done)) => {
+                ended(done, meter)?;
+                // A one-block output arrives as one piece: no copy.
+                let block = match pieces.len() {
+                    1 => Vec::from(pieces.pop().unwrap_or_default()),
+                    _ => pieces.concat(),
+                };
+                tracing::debug!(
+                    format = head.format.as_str(),
+                    width = head.width,
+                    height = head.height,
+                    bytes = block.len(),
+                    "encoded"
+                );
+                return Ok(respond::image(Encoded {
+                    bytes: block,
+                    format: head.format,
+                    width: head.width,
+                    height: head.height,
+                }));
+            }
+            Some(Event::Head(_)) | None => return Err(lost()),
+        }
+    }
 }
 
 /// `POST /info`.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use imgbind_engine::{Encoded, Job, Limits, Timings};
+use imgbind_engine::{Encoded, Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,6 +30,29 @@ pub trait Engine: Send + Sync + 'static {
         let _ = timings;
         self.run(job, limits)
     }
+    /// [`Engine::run_timed`], writing the output into `sink` as it is produced (see
+    /// `imgbind_engine::run_into`). By default the finished result goes in as one block.
+    fn run_into(
+        &self,
+        job: Job,
+        limits: &Limits,
+        timings: &mut Timings,
+        sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
+        let encoded = self.run_timed(job, limits, timings)?;
+        let head = OutputHead {
+            format: encoded.format,
+            width: encoded.width,
+            height: encoded.height,
+            length: Some(encoded.bytes.len() as u64),
+            incremental: false,
+        };
+        let fail =
+            |e: std::io::Error| Error::new(ErrorCode::Internal, format!("output failed: {e}"));
+        sink.begin(&head).map_err(fail)?;
+        sink.write_owned(encoded.bytes).map_err(fail)?;
+        Ok(head)
+    }
     /// Describes an image (see `imgbind_engine::info`).
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error>;
 }
@@ -52,13 +75,23 @@ impl Engine for PixelEngine {
         imgbind_engine::run_timed(job, limits, timings)
     }
 
+    fn run_into(
+        &self,
+        job: Job,
+        limits: &Limits,
+        timings: &mut Timings,
+        sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
+        imgbind_engine::run_into(job, limits, timings, sink)
+    }
+
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
         imgbind_engine::info(bytes, limits)
     }
 }
 
-/// Admission control for engine work.
-#[derive(Debug)]
+/// Admission control for engine work (clones share the same slots).
+#[derive(Debug, Clone)]
 pub(crate) struct JobGate {
     /// One permit per job admitted (running or waiting): `jobs + queue`.
     admitted: Arc<Semaphore>,

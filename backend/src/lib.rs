@@ -26,6 +26,7 @@ mod metrics;
 mod receive;
 mod respond;
 mod server;
+mod streaming;
 mod telemetry;
 
 pub use config::{Cli, Command, Config, LogFormat, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};

@@ -1,27 +1,88 @@
 //! Building responses: the success shapes and the one mapping of [`Error`] to HTTP.
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
 use http_body_util::Full;
+use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use imgbind_engine::Encoded;
+use imgbind_engine::{Encoded, OutputHead};
 use imgbind_wire::protocol::{HEADER_ERROR, HEADER_HEIGHT, HEADER_WIDTH};
 use imgbind_wire::{Error, InfoResponse, OutputFormat};
 
-/// Every response body is one in-memory block with an exact `Content-Length`.
-pub(crate) type Body = Full<Bytes>;
+use crate::streaming::StreamedBody;
+
+/// A response body: one in-memory block with an exact `Content-Length`, or a result streamed as
+/// the encoder produces it (`streaming.rs`).
+pub(crate) enum Body {
+    Full(Full<Bytes>),
+    Streamed(StreamedBody),
+}
+
+impl hyper::body::Body for Body {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match self.get_mut() {
+            Body::Full(full) => Pin::new(full)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
+            Body::Streamed(streamed) => Pin::new(streamed).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Body::Full(full) => full.is_end_stream(),
+            Body::Streamed(streamed) => streamed.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Body::Full(full) => full.size_hint(),
+            Body::Streamed(streamed) => streamed.size_hint(),
+        }
+    }
+}
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// 200 with the encoded image; raw `rgb`/`rgba` also carry their pixel size in headers.
 pub(crate) fn image(encoded: Encoded) -> Response<Body> {
     let mut response = with_length(StatusCode::OK, encoded.format.content_type(), encoded.bytes);
-    if matches!(encoded.format, OutputFormat::Rgb | OutputFormat::Rgba) {
-        let headers = response.headers_mut();
-        headers.insert(HEADER_WIDTH, HeaderValue::from(encoded.width));
-        headers.insert(HEADER_HEIGHT, HeaderValue::from(encoded.height));
-    }
+    size_headers(&mut response, encoded.format, encoded.width, encoded.height);
     response
+}
+
+/// 200 with an image streamed as it is encoded: `Content-Length` when the length is known up
+/// front (raw outputs), otherwise no length (hyper sends it chunked).
+pub(crate) fn streamed_image(head: &OutputHead, body: StreamedBody) -> Response<Body> {
+    let mut response = Response::new(Body::Streamed(body));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(head.format.content_type()),
+    );
+    if let Some(length) = head.length {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    size_headers(&mut response, head.format, head.width, head.height);
+    response
+}
+
+fn size_headers(response: &mut Response<Body>, format: OutputFormat, width: u32, height: u32) {
+    if matches!(format, OutputFormat::Rgb | OutputFormat::Rgba) {
+        let headers = response.headers_mut();
+        headers.insert(HEADER_WIDTH, HeaderValue::from(width));
+        headers.insert(HEADER_HEIGHT, HeaderValue::from(height));
+    }
 }
 
 /// 200 with the `/info` JSON.
@@ -92,7 +153,7 @@ fn coded(status: StatusCode, error: &Error) -> Response<Body> {
 
 fn with_length(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Body> {
     let length = body.len();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Body::Full(Full::new(Bytes::from(body))));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -12,14 +12,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::{Body, Frame, SizeHint};
+use hyper::body::{Body as _, Frame, SizeHint};
 use hyper::{Method, Response};
 use imgbind_wire::OutputOptions;
 
 use crate::config::LogFormat;
 use crate::connection::Conn;
 use crate::metrics::{PhaseLabels, RequestLabels, RouteLabels};
+use crate::respond::Body;
+use crate::streaming::Done;
 
 /// The phases a request's time is split into (the `phase` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +137,7 @@ impl RequestMeter {
 
     /// The answer is ready: from now on its time is `send`. Wraps its body so the record travels
     /// with it to the socket.
-    pub(crate) fn answer(mut self, response: Response<Full<Bytes>>) -> Response<MeteredBody> {
+    pub(crate) fn answer(mut self, response: Response<Body>) -> Response<MeteredBody> {
         self.status = Some(response.status().as_u16());
         if self.code.is_none() {
             // Answers built without an Error (404, 405) still carry their code in the header.
@@ -165,6 +166,27 @@ impl RequestMeter {
     /// The whole answer was written.
     pub(crate) fn delivered(&mut self) {
         self.delivered = true;
+    }
+
+    /// The engine job's phases and outcome (engine errors are recorded, gate errors were too
+    /// when they came before the answer).
+    pub(crate) fn job_ended(&mut self, done: &Done) {
+        if let Some(report) = done.report {
+            self.add(Phase::Queue, report.waited);
+            // Only the phases the job reached (a job refused while decoding never encodes).
+            for (phase, time) in [
+                (Phase::Decode, report.timings.decode),
+                (Phase::Transform, report.timings.transform),
+                (Phase::Encode, report.timings.encode),
+            ] {
+                if !time.is_zero() {
+                    self.add(phase, time);
+                }
+            }
+        }
+        if let Err(error) = &done.result {
+            self.set_outcome(Err(error));
+        }
     }
 }
 
@@ -263,24 +285,51 @@ fn millis(duration: Duration) -> f64 {
 }
 
 /// A response body carrying its request's [`RequestMeter`]. When hyper has taken the last frame
-/// the meter moves to the connection, which finishes it at the next flush.
+/// the meter moves to the connection, which finishes it at the next flush. A streamed body that
+/// fails records the job's error and ends with it (hyper aborts the connection): the request is
+/// counted as aborted, with the error's code.
 pub(crate) struct MeteredBody {
-    inner: Full<Bytes>,
+    inner: Body,
     meter: Option<RequestMeter>,
     ended: bool,
 }
 
-impl Body for MeteredBody {
+impl MeteredBody {
+    /// A streamed body's job end (phases, outcome) and byte count go into the meter.
+    fn record_stream(&mut self) {
+        if let (Body::Streamed(streamed), Some(meter)) = (&mut self.inner, &mut self.meter) {
+            meter.body_bytes = streamed.sent();
+            if let Some(done) = streamed.take_done() {
+                meter.job_ended(&done);
+            }
+        }
+    }
+}
+
+impl hyper::body::Body for MeteredBody {
     type Data = Bytes;
-    type Error = std::convert::Infallible;
+    type Error = imgbind_wire::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, Poll::Ready(None)) || self.inner.is_end_stream() {
-            self.ended = true;
+        match &polled {
+            Poll::Ready(Some(Err(_))) => {
+                // Not ended: the meter finishes as an aborted delivery.
+                self.record_stream();
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                self.record_stream();
+            }
+            _ => {
+                if self.inner.is_end_stream() {
+                    self.ended = true;
+                    self.record_stream();
+                }
+            }
         }
         polled
     }
@@ -296,12 +345,13 @@ impl Body for MeteredBody {
 
 impl Drop for MeteredBody {
     fn drop(&mut self) {
+        self.record_stream();
         if let Some(meter) = self.meter.take() {
             if self.ended || self.inner.is_end_stream() || meter.bodyless {
                 let conn = Arc::clone(&meter.conn);
                 conn.answer_handed_over(meter);
             }
-            // Otherwise the body was dropped unsent: the meter finishes here, aborted.
+            // Otherwise the body was dropped unsent or failed: the meter finishes here, aborted.
         }
     }
 }

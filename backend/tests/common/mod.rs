@@ -220,6 +220,12 @@ impl RawResponse {
             .map(|(_, v)| v.as_str())
     }
 
+    /// True when the body came with `transfer-encoding: chunked`.
+    pub fn is_chunked(&self) -> bool {
+        self.header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    }
+
     pub fn content_length(&self) -> usize {
         self.header("content-length")
             .expect("content-length")
@@ -253,12 +259,23 @@ impl Reading {
     };
 }
 
-/// Reads one response with a `content-length` body. Panics on a short body: the connection ending
-/// before `content-length` bytes is exactly the failure these tests look for.
+/// Reads one response: a `content-length` body, or a chunked one (a result streamed as it is
+/// encoded). Panics on a short body or a missing chunked terminator: the connection ending early
+/// is exactly the failure these tests look for.
 pub async fn read_response<R: AsyncRead + Unpin + ?Sized>(
     reader: &mut R,
     reading: Reading,
 ) -> RawResponse {
+    try_read_response(reader, reading)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`read_response`], returning what went wrong instead of panicking.
+pub async fn try_read_response<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    reading: Reading,
+) -> Result<RawResponse, String> {
     let mut buffer = Vec::new();
     let head_end = loop {
         if let Some(end) = find(&buffer, b"\r\n\r\n") {
@@ -268,12 +285,13 @@ pub async fn read_response<R: AsyncRead + Unpin + ?Sized>(
         let n = reader
             .read(&mut chunk)
             .await
-            .expect("reading response head");
-        assert!(
-            n > 0,
-            "connection closed before a response head ({} bytes)",
-            buffer.len()
-        );
+            .map_err(|e| format!("reading response head: {e}"))?;
+        if n == 0 {
+            return Err(format!(
+                "connection closed before a response head ({} bytes)",
+                buffer.len()
+            ));
+        }
         buffer.extend_from_slice(&chunk[..n]);
     };
     let head = String::from_utf8(buffer[..head_end].to_vec()).unwrap();
@@ -289,33 +307,109 @@ pub async fn read_response<R: AsyncRead + Unpin + ?Sized>(
     let mut response = RawResponse {
         status,
         headers,
-        body: buffer[head_end + 4..].to_vec(),
+        body: Vec::new(),
     };
-    let length = response.content_length();
-    assert!(
-        response.body.len() <= length,
-        "more bytes than content-length after the head"
-    );
-    let mut chunk = vec![0u8; reading.read_size];
-    while response.body.len() < length {
-        let want = (length - response.body.len()).min(reading.read_size);
-        let n = reader.read(&mut chunk[..want]).await.unwrap_or_else(|e| {
-            panic!(
-                "read failed after {} of {length} body bytes: {e}",
-                response.body.len()
-            )
-        });
+    let mut rest = buffer[head_end + 4..].to_vec();
+    if response.is_chunked() {
         assert!(
-            n > 0,
-            "connection closed after {} of {length} body bytes",
-            response.body.len()
+            response.header("content-length").is_none(),
+            "chunked with a content-length"
         );
-        response.body.extend_from_slice(&chunk[..n]);
+        response.body = read_chunked(reader, rest, reading).await?;
+        return Ok(response);
+    }
+    let length = response.content_length();
+    if rest.len() > length {
+        return Err("more bytes than content-length after the head".into());
+    }
+    let mut chunk = vec![0u8; reading.read_size];
+    while rest.len() < length {
+        let want = (length - rest.len()).min(reading.read_size);
+        let n = reader.read(&mut chunk[..want]).await.map_err(|e| {
+            format!(
+                "read failed after {} of {length} body bytes: {e}",
+                rest.len()
+            )
+        })?;
+        if n == 0 {
+            return Err(format!(
+                "connection closed after {} of {length} body bytes",
+                rest.len()
+            ));
+        }
+        rest.extend_from_slice(&chunk[..n]);
         if !reading.pause.is_zero() {
             tokio::time::sleep(reading.pause).await;
         }
     }
-    response
+    response.body = rest;
+    Ok(response)
+}
+
+/// Decodes a chunked body (`buffered` = bytes already read past the head), up to and including
+/// the terminating `0\r\n\r\n`; an error if the connection ends or fails before it.
+async fn read_chunked<R: AsyncRead + Unpin + ?Sized>(
+    reader: &mut R,
+    mut buffered: Vec<u8>,
+    reading: Reading,
+) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    let mut chunk = vec![0u8; reading.read_size];
+    let mut pos = 0;
+    // Reads more into `buffered`; an error on EOF or a failed read.
+    macro_rules! more {
+        () => {{
+            let n = reader.read(&mut chunk).await.map_err(|e| {
+                format!("read failed after {} decoded chunked body bytes: {e}", body.len())
+            })?;
+            if n == 0 {
+                return Err(format!(
+                    "connection closed after {} decoded chunked body bytes, before the terminating chunk",
+                    body.len()
+                ));
+            }
+            buffered.extend_from_slice(&chunk[..n]);
+            if !reading.pause.is_zero() {
+                tokio::time::sleep(reading.pause).await;
+            }
+        }};
+    }
+    loop {
+        let line_end = loop {
+            if let Some(end) = find(&buffered[pos..], b"\r\n") {
+                break pos + end;
+            }
+            more!();
+        };
+        let line = std::str::from_utf8(&buffered[pos..line_end]).unwrap();
+        let size = usize::from_str_radix(line.split(';').next().unwrap().trim(), 16)
+            .map_err(|e| format!("bad chunk size {line:?}: {e}"))?;
+        pos = line_end + 2;
+        if size == 0 {
+            // No trailers are sent: the final CRLF.
+            while buffered.len() < pos + 2 {
+                more!();
+            }
+            if &buffered[pos..pos + 2] != b"\r\n" {
+                return Err("bad chunked terminator".into());
+            }
+            if buffered.len() > pos + 2 {
+                return Err("bytes after the chunked terminator".into());
+            }
+            return Ok(body);
+        }
+        while buffered.len() < pos + size + 2 {
+            more!();
+        }
+        body.extend_from_slice(&buffered[pos..pos + size]);
+        if &buffered[pos + size..pos + size + 2] != b"\r\n" {
+            return Err("chunk not followed by CRLF".into());
+        }
+        pos += size + 2;
+        // Keep the buffer small.
+        buffered.drain(..pos);
+        pos = 0;
+    }
 }
 
 /// Asserts the server closes the connection next (EOF, not a reset and not more bytes).
@@ -361,7 +455,9 @@ pub async fn post(
 /// Decodes an image answer and checks its format and size.
 pub fn assert_image(response: &RawResponse, format: image::ImageFormat, width: u32, height: u32) {
     assert_eq!(response.status, 200, "body: {}", response.text());
-    assert_eq!(response.body.len(), response.content_length());
+    if !response.is_chunked() {
+        assert_eq!(response.body.len(), response.content_length());
+    }
     assert_eq!(
         image::guess_format(&response.body).unwrap(),
         format,
