@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { request } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Child, startBackend, waitFor } from "./support/processes.js";
@@ -123,6 +124,49 @@ describe("Cloudflare's images-api client (workerd) against the imgbind backend",
     // 2560x1600 rotated 90° is 1600x2560; width 800 (of the rotated axes) gives 800x1280.
     assert.deepEqual(imageHeader(bytes), { format: "image/png", width: 800, height: 1280 });
     assert.ok(isComplete(bytes), "PNG ends with IEND");
+  });
+
+  test("a PNG the backend streams chunked (as it encodes) arrives whole through Cloudflare's client", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const photo = corpusFile("photo-4mp-eveningglow.jpg");
+    // Straight to the backend, the wire body workerd's client writes: chunked, no content-length.
+    const boundary = "imgbind-test-boundary-0123456789";
+    const part = (name, body, file) => [
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="${name}"${file ? `; filename="${name}"` : ""}\r\n\r\n`),
+      Buffer.from(body),
+      Buffer.from("\r\n"),
+    ];
+    const wire = Buffer.concat([
+      ...part("image", photo, true),
+      ...part("transforms", JSON.stringify([{ imageIndex: 0, width: 1600 }])),
+      ...part("output_format", "image/png"),
+      Buffer.from(`--${boundary}--\r\n`),
+    ]);
+    const direct = await new Promise((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: backend.socket,
+          path: "/transform",
+          method: "POST",
+          headers: { "content-type": `multipart/form-data; boundary=${boundary}`, "content-length": wire.length },
+        },
+        (res) => {
+          const chunks = [];
+          res.on("data", (c) => chunks.push(c));
+          res.on("error", reject);
+          res.on("end", () => resolve({ headers: res.headers, complete: res.complete, bytes: Buffer.concat(chunks) }));
+        },
+      );
+      req.on("error", reject);
+      req.end(wire);
+    });
+    assert.equal(direct.headers["transfer-encoding"], "chunked");
+    assert.equal(direct.headers["content-length"], undefined);
+    assert.ok(direct.complete && isComplete(direct.bytes), "direct answer complete");
+    // Through env.IMAGES (workerd's images-api client): the same bytes.
+    const { response, bytes } = await post("/transform?width=1600&format=image/png", photo);
+    assert.equal(response.status, 200, failureDetails(response, bytes));
+    assert.deepEqual(imageHeader(bytes), { format: "image/png", width: 1600, height: 1000 });
+    assert.ok(bytes.equals(direct.bytes), `identical PNG (${bytes.length} vs ${direct.bytes.length} bytes)`);
   });
 
   test("draw places the overlay at {bottom, right} (raw rgba output)", { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -3,7 +3,8 @@
 //      every byte arrives and the response ends properly (Content-Length reached or the chunked
 //      terminator seen);
 //   9. the backend is SIGKILLed mid-body: the Worker's result stream errors (never a clean, short
-//      end), and a client reading the Worker's streamed response sees it aborted, not complete.
+//      end), and a client reading the Worker's streamed response sees it aborted, not complete —
+//      with a Content-Length (raw rgba) and for a PNG the backend streams chunked as it encodes.
 // The backend scenarios (Unix socket and TCP, nginx, SIGTERM) are in backend/tests/delivery_matrix.rs.
 //
 // The test Worker is a few lines over the SDK's own modules (no bundler): sdk/js/index.js,
@@ -130,11 +131,8 @@ describe("delivery through workerd with the SDK (slow clients, backend killed mi
 
   before(async () => {
     // MAIN serves the large-result tests; KILL_* are SIGKILLed by one test each.
-    [backends.MAIN, backends.KILL_CONSUME, backends.KILL_STREAM] = await Promise.all([
-      startBackend(),
-      startBackend(),
-      startBackend(),
-    ]);
+    [backends.MAIN, backends.KILL_CONSUME, backends.KILL_STREAM, backends.KILL_CONSUME_PNG, backends.KILL_STREAM_PNG] =
+      await Promise.all([startBackend(), startBackend(), startBackend(), startBackend(), startBackend()]);
     const env = {};
     for (const [name, backend] of Object.entries(backends)) {
       env[name] = { type: "external", address: `unix:${backend.socket}`, http: {} };
@@ -178,6 +176,9 @@ describe("delivery through workerd with the SDK (slow clients, backend killed mi
     for (const answer of answers) {
       assert.equal(answer.status, 200, answer.bytes.subarray(0, 300).toString());
       assert.ok(answer.complete, `complete (${answer.error})`);
+      // The backend streams a PNG as it encodes (chunked, no length); response() passes that on.
+      assert.equal(answer.headers["content-length"], undefined, "streamed PNG has no content-length");
+      assert.equal(answer.headers["transfer-encoding"], "chunked");
       assert.deepEqual(imageHeader(answer.bytes), { format: "image/png", width: 1689, height: 1800 });
       assert.ok(isComplete(answer.bytes), "PNG ends with IEND");
       assert.ok(answer.bytes.length > 2_000_000, `multi-MB (${answer.bytes.length})`);
@@ -222,5 +223,43 @@ describe("delivery through workerd with the SDK (slow clients, backend killed mi
     assert.notEqual(killedAt, null, "the kill happened mid-body");
     assert.ok(answer.bytes.length < RGBA_BYTES, `short body (${answer.bytes.length} bytes)`);
     assert.equal(answer.complete, false, "a short body must not end cleanly");
+  });
+
+  test("9. backend SIGKILLed mid-body of a chunked PNG: the Worker's result stream errors, it does not end short", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const backend = backends.KILL_CONSUME_PNG;
+    const pending = fetch(`${origin}/consume?backend=KILL_CONSUME_PNG&format=image/png&pauseAfterFirstMs=1500`, {
+      method: "POST",
+      body: corpusFile("photo-4mp-eveningglow.jpg"),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    assert.equal(backend.child.exited, false, "backend still running before the kill");
+    backend.child.process.kill("SIGKILL");
+    const report = await (await pending).json();
+    console.log(`DELIVERY | 9 SIGKILL mid-body (chunked PNG), Worker reads result.image(): ${JSON.stringify(report)}`);
+    assert.equal(report.ended, "error", `the SDK stream must error, got ${JSON.stringify(report)}`);
+    assert.equal(report.code, 9523);
+    assert.ok(report.bytes > 0, "the first chunk arrived before the kill");
+  });
+
+  test("9. backend SIGKILLed mid-body of a chunked PNG: a client of result.response() sees an aborted body", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const backend = backends.KILL_STREAM_PNG;
+    let killedAt = null;
+    const answer = await slowPost(`${origin}/stream?backend=KILL_STREAM_PNG&format=image/png`, corpusFile("photo-4mp-eveningglow.jpg"), {
+      pauseMs: 2,
+      onBytes: (bytes) => {
+        if (killedAt === null && bytes >= 500_000) {
+          killedAt = bytes;
+          backend.child.process.kill("SIGKILL");
+        }
+      },
+    });
+    console.log(
+      `DELIVERY | 9 SIGKILL after ${killedAt} B of a chunked PNG read by a slow client of /stream: got ${answer.bytes.length} B, complete=${answer.complete}, error=${answer.error}`,
+    );
+    assert.equal(answer.status, 200);
+    assert.equal(answer.headers["content-length"], undefined);
+    assert.notEqual(killedAt, null, "the kill happened mid-body");
+    assert.equal(answer.complete, false, "a cut chunked body must not end cleanly");
+    assert.ok(!isComplete(answer.bytes), "no IEND: the PNG was cut");
   });
 });

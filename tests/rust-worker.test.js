@@ -155,10 +155,16 @@ describe("Rust example Worker (worker-build output in Miniflare) against the img
     assert.ok(closeTo(at(7, 3), [255, 0, 0]), `right is red: ${at(7, 3)}`);
   });
 
-  test("POST /transform: the backend's Content-Length reaches the client", { timeout: TEST_TIMEOUT_MS }, async () => {
-    const answer = await post(origin + "/transform?width=640&format=image/png", corpusFile("photo-4mp-twowings.jpg"));
+  test("POST /transform: the backend's Content-Length reaches the client; a streamed PNG goes on chunked", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const answer = await post(origin + "/transform?width=640&format=image/jpeg", corpusFile("photo-4mp-twowings.jpg"));
     assert.equal(answer.status, 200, details(answer));
     assert.equal(answer.headers["content-length"], String(answer.bytes.length));
+    // The backend streams a PNG as it encodes (no length known up front): whole, chunked.
+    const png = await post(origin + "/transform?width=640&format=image/png", corpusFile("photo-4mp-twowings.jpg"));
+    assert.equal(png.status, 200, details(png));
+    assert.equal(png.headers["content-length"], undefined);
+    assert.deepEqual(imageHeader(png.bytes), { format: "image/png", width: 640, height: 400 });
+    assert.ok(isComplete(png.bytes), "PNG ends with IEND");
   });
 
   test("POST /info: JSON with format, fileSize, width, height", { timeout: TEST_TIMEOUT_MS }, async () => {

@@ -145,12 +145,19 @@ describe("example Worker (wrangler bundle in Miniflare) against the imgbind back
   // its Content-Length all the way to the client. Ours does too: the SDK checks the body's length
   // and, in workerd, pipes it through FixedLengthStream, which keeps the header.
   test(
-    "result.response() keeps the backend's Content-Length",
+    "result.response() keeps the backend's Content-Length (one-block JPEG); a streamed PNG goes on chunked",
     { timeout: TEST_TIMEOUT_MS },
     async () => {
-      const answer = await post(origin + "/transform?width=640&format=image/png", corpusFile("photo-4mp-twowings.jpg"));
+      const answer = await post(origin + "/transform?width=640&format=image/jpeg", corpusFile("photo-4mp-twowings.jpg"));
       assert.equal(answer.status, 200, details(answer));
       assert.equal(answer.headers["content-length"], String(answer.bytes.length));
+      // A PNG the backend streams as it encodes has no length to keep: it goes on chunked, whole.
+      const png = await post(origin + "/transform?width=640&format=image/png", corpusFile("photo-4mp-twowings.jpg"));
+      assert.equal(png.status, 200, details(png));
+      assert.equal(png.headers["content-length"], undefined);
+      assert.equal(png.headers["transfer-encoding"], "chunked");
+      assert.deepEqual(imageHeader(png.bytes), { format: "image/png", width: 640, height: 400 });
+      assert.ok(isComplete(png.bytes), "PNG ends with IEND");
     },
   );
 

@@ -194,3 +194,69 @@ test('hosted forwards to the service RPC methods or throws 9523', async () => {
 test('createImages rejects a bad backend with 9401', () => {
   assert.throws(() => createImages(42), { code: 9401 });
 });
+
+// A real HTTP server answering /transform with a chunked body (no content-length), as the backend
+// does for results streamed while they are encoded; `cut` destroys the socket mid-body (no
+// terminating chunk).
+async function chunkedBackend(cut) {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'image/png' });
+      res.write('first-');
+      setTimeout(() => {
+        if (cut) {
+          res.socket.destroy();
+          return;
+        }
+        res.write('second-');
+        res.end('last');
+      }, 20);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${server.address().port}` };
+}
+
+test('Node: a chunked answer reads whole through image() and response(), without a length', async () => {
+  const { server, url } = await chunkedBackend(false);
+  try {
+    const images = createImages(url);
+    const r = await images.input(new Uint8Array([1])).output({ format: 'image/png' });
+    assert.equal(r.contentType(), 'image/png');
+    assert.equal(await new Response(r.image()).text(), 'first-second-last');
+    const again = await images.input(new Uint8Array([1])).output({ format: 'image/png' });
+    const res = again.response();
+    assert.equal(res.headers.get('content-length'), null);
+    assert.equal(await res.text(), 'first-second-last');
+  } finally {
+    server.close();
+  }
+});
+
+test('Node: a chunked answer cut before its terminating chunk errors the stream (9523), never a clean end', async () => {
+  const { server, url } = await chunkedBackend(true);
+  try {
+    const r = await createImages(url).input(new Uint8Array([1])).output({ format: 'image/png' });
+    const reader = r.image().getReader();
+    let got = '';
+    await assert.rejects(
+      (async () => {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          got += new TextDecoder().decode(value);
+        }
+      })(),
+      (e) => {
+        assert.equal(e.code, 9523);
+        assert.match(e.message, /image body failed/);
+        return true;
+      },
+    );
+    assert.equal(got, 'first-');
+  } finally {
+    server.close();
+  }
+});

@@ -1,6 +1,6 @@
 // The ESM entry (sdk/js/index.js, wasm imported as a module) inside workerd via Miniflare, with an
 // in-Worker mock Fetcher: loading, Content-Length kept by response(), truncation and upstream
-// errors surfacing as stream errors. Run: node --test sdk/js/test/workerd.test.mjs (after
+// errors surfacing as stream errors — with and without a content-length (streamed results). Run: node --test sdk/js/test/workerd.test.mjs (after
 // scripts/build-sdk.sh).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,6 +25,8 @@ function backend(mode) {
           else c.close();
         },
       });
+      // chunked*: a result streamed as it is encoded has no content-length.
+      if (mode.startsWith('chunked')) return new Response(body, { headers: { 'content-type': 'image/png' } });
       const length = mode.endsWith('short') ? '10' : mode.endsWith('long') ? '4' : '6';
       return new Response(body, { headers: { 'content-type': 'image/png', 'content-length': length } });
     },
@@ -36,7 +38,7 @@ export default {
     const mode = new URL(request.url).searchParams.get('mode');
     const images = createImages(backend(mode));
     const result = await images.input(new Uint8Array([1, 2, 3])).transform({ width: 1 }).output({ format: 'image/png' });
-    if (mode === 'response') return result.response({ headers: { 'cache-control': 'no-store' } });
+    if (mode === 'response' || mode === 'chunked-response') return result.response({ headers: { 'cache-control': 'no-store' } });
     if (mode.startsWith('response-')) {
       // response() read inside the Worker: a body that does not match its length must fail.
       try {
@@ -113,5 +115,22 @@ for (const [mode, what] of [['response-short', 'ends short'], ['response-long', 
 
 test('an upstream error is a stream error', async () => {
   const r = await (await mf.dispatchFetch('http://x/?mode=error')).json();
+  assert.deepEqual(r, { error: 'IMAGES_TRANSFORM_ERROR 9523: image body failed: connection reset', code: 9523 });
+});
+
+test('without content-length (chunked answer) response() streams the body as it is', async () => {
+  const res = await mf.dispatchFetch('http://x/?mode=chunked-response');
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('content-type'), 'image/png');
+  assert.equal(res.headers.get('content-length'), null);
+  assert.equal(await res.text(), '012345');
+});
+
+test('without content-length a complete body reads cleanly', async () => {
+  assert.deepEqual(await (await mf.dispatchFetch('http://x/?mode=chunked')).json(), { ok: '012345' });
+});
+
+test('without content-length an upstream error (a chunked body cut short) is a stream error', async () => {
+  const r = await (await mf.dispatchFetch('http://x/?mode=chunked-error')).json();
   assert.deepEqual(r, { error: 'IMAGES_TRANSFORM_ERROR 9523: image body failed: connection reset', code: 9523 });
 });
