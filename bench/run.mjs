@@ -124,6 +124,16 @@ const JOBS = [
     sharp: (s) => s.resize({ width: 1200 }).png({ compressionLevel: 1, adaptiveFiltering: true }),
     reference: (s) => s.resize({ width: 1200 }),
   },
+  {
+    name: "png-full",
+    what: "15 MP RGBA PNG re-encoded at full size (the backend streams it as it encodes: see the TTFB lines)",
+    sources: [GRAPHIC],
+    steps: [],
+    format: "image/png",
+    worker: "/transform?format=image/png",
+    sharp: (s) => s.png({ compressionLevel: 1, adaptiveFiltering: true }),
+    reference: (s) => s,
+  },
 ];
 
 /** The logo at the canvas's bottom-right corner, 10 px in (sharp places by top/left only). */
@@ -199,11 +209,16 @@ function wireBody(job, boundary) {
 /** POSTs and resolves with {status, bytes}; `options` are node:http request options. */
 function postBuffer(options, body) {
   return new Promise((resolve, reject) => {
+    const started = performance.now();
     const req = request({ method: "POST", ...options }, (res) => {
       const chunks = [];
-      res.on("data", (c) => chunks.push(c));
+      let firstByteMs;
+      res.on("data", (c) => {
+        firstByteMs ??= performance.now() - started;
+        chunks.push(c);
+      });
       res.on("error", reject);
-      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, bytes: Buffer.concat(chunks) }));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, bytes: Buffer.concat(chunks), firstByteMs }));
     });
     req.on("error", reject);
     req.end(body);
@@ -220,7 +235,7 @@ async function timed(send) {
     const code = Number(/(9\d{3})/.exec(answer.headers["cf-images-binding"] ?? text)?.[1] ?? answer.status);
     return { error: code, message: text.slice(0, 200) };
   }
-  return { ms, bytes: answer.bytes.length, output: answer.bytes };
+  return { ms, ttfbMs: answer.firstByteMs, bytes: answer.bytes.length, output: answer.bytes };
 }
 
 /** `workers` loops of `send()` until `seconds` pass; images completed over the wall time. */
@@ -428,6 +443,7 @@ async function main() {
             continue;
           }
           if (round >= 0) slot.ms.push(answer.ms);
+          if (round >= 0 && answer.ttfbMs !== undefined) (slot.ttfbMs ??= []).push(answer.ttfbMs);
           slot.bytes = answer.bytes;
           slot.output = answer.output;
         }
@@ -454,6 +470,10 @@ async function main() {
       for (const name of names) {
         const slot = r.paths[name];
         if (slot.ms.length) slot.medianMs = median(slot.ms);
+        // Time to the first body byte (issue #5): the backend streams PNG and raw results as it
+        // encodes them (docs/DELIVERY.md).
+        if (slot.ttfbMs?.length) slot.medianTtfbMs = median(slot.ttfbMs);
+        delete slot.ttfbMs;
         if (slot.images) slot.imagesPerSecond = slot.images / slot.seconds;
         if (slot.output) {
           slot.ssimVsReference = await similarity(slot.output, reference);
@@ -515,6 +535,11 @@ function table(info, results, names, elapsed) {
         lines.push(`| ${r.job} | ${name} | ${pct(w.medianMs / b.medianMs - 1)} | ${pct(w.imagesPerSecond / b.imagesPerSecond - 1)} |`);
       }
     }
+  }
+  lines.push("", "Time to first body byte, backend path (median ms; first byte / whole answer):", "");
+  for (const r of results) {
+    const p = r.paths.backend;
+    if (p?.medianTtfbMs !== undefined) lines.push(`- TTFB | ${r.job} | ${f(p.medianTtfbMs)} / ${f(p.medianMs)} ms`);
   }
   return lines.join("\n");
 }
