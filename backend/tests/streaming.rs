@@ -439,8 +439,8 @@ async fn a_failure_before_the_first_chunk_gets_a_coded_answer() {
     server.stop().await.unwrap();
 }
 
-/// JPEG, WebP and AVIF (encoders that emit at the end), a PNG smaller than one chunk, and any
-/// result for an HTTP/1.0 client: one block with `Content-Length`.
+/// JPEG, WebP and AVIF (encoders that emit at the end), a PNG smaller than one chunk, a palette
+/// PNG (`quality` given), and any result for an HTTP/1.0 client: one block with `Content-Length`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_block_answers_keep_their_content_length() {
     let server = TestServer::start().await;
@@ -470,6 +470,22 @@ async fn one_block_answers_keep_their_content_length() {
             assert_eq!(response.content_length(), expected.bytes.len(), "{mime}");
             assert!(response.body == expected.bytes, "{mime} {transport:?}");
         }
+    }
+
+    // A PNG with a quality is a palette PNG (PNG8, the palette chosen from the whole image):
+    // one block, even when large.
+    let png8 = multipart(&[
+        file("image", &image),
+        field("transforms", "[]"),
+        field("output_format", "image/png"),
+        field("output_quality", "80"),
+    ]);
+    for transport in BOTH {
+        let response = post(&server, transport, "/transform", &png8).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+        assert!(!response.is_chunked(), "PNG8 {transport:?}");
+        assert!(response.content_length() > 64 * 1024);
+        assert_image(&response, image::ImageFormat::Png, 2560, 1600);
     }
 
     // HTTP/1.0 has no chunked encoding: a large PNG is collected and sent with its length.
