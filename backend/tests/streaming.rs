@@ -514,3 +514,126 @@ async fn one_block_answers_keep_their_content_length() {
     }
     server.stop().await.unwrap();
 }
+
+/// One pause point of [`StopsEngine`]: after this many output bytes, report and wait for go.
+type Stop = (usize, std_mpsc::Sender<()>, std_mpsc::Receiver<()>);
+
+/// The real engine, paused at each stop in turn; reports how the job ended.
+struct StopsEngine {
+    stops: Mutex<Vec<Stop>>,
+    ended: Mutex<Option<std_mpsc::Sender<Result<(), String>>>>,
+}
+
+struct Stops<'a> {
+    inner: &'a mut dyn OutputSink,
+    passed: usize,
+    stops: std::collections::VecDeque<Stop>,
+}
+
+impl OutputSink for Stops<'_> {
+    fn begin(&mut self, head: &OutputHead) -> std::io::Result<()> {
+        self.inner.begin(head)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some((after, _, _)) = self.stops.front() {
+            if self.passed + bytes.len() > *after {
+                let (_, reached, go) = self.stops.pop_front().unwrap();
+                let _ = reached.send(());
+                let _ = go.recv_timeout(Duration::from_secs(60));
+            }
+        }
+        self.passed += bytes.len();
+        self.inner.write(bytes)
+    }
+}
+
+impl Engine for StopsEngine {
+    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
+        PixelEngine.run(job, limits)
+    }
+
+    fn run_into(
+        &self,
+        job: Job,
+        limits: &Limits,
+        timings: &mut Timings,
+        sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
+        let mut stops = Stops {
+            inner: sink,
+            passed: 0,
+            stops: std::mem::take(&mut *self.stops.lock().unwrap()).into(),
+        };
+        let result = PixelEngine.run_into(job, limits, timings, &mut stops);
+        if let Some(ended) = self.ended.lock().unwrap().take() {
+            let _ = ended.send(result.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        }
+        result
+    }
+
+    fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
+        PixelEngine.info(bytes, limits)
+    }
+}
+
+/// Waits (blocking, bounded) on a std channel from async code.
+async fn recv<T: Send + 'static>(rx: std_mpsc::Receiver<T>) -> T {
+    tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("timed out waiting for the engine")
+}
+
+/// A client gone mid-stream: hyper drops the body, and the encoder's next write fails, so the job
+/// ends early (its slot freed) instead of encoding for nobody. Ordered, not timed: the encoder is
+/// paused after 512 KiB (client reads the head and first bytes, then closes), released, paused
+/// again after 2 MiB until the request is counted as aborted (the body was dropped), released:
+/// its next write fails (if one did not fail before the second pause already) and the job ends
+/// with "the response was abandoned".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_gone_mid_stream_stops_the_encoder() {
+    let image = photo();
+    for transport in BOTH {
+        let (reached1_tx, reached1) = std_mpsc::channel();
+        let (go1, go1_rx) = std_mpsc::channel();
+        let (reached2_tx, _reached2) = std_mpsc::channel();
+        let (go2, go2_rx) = std_mpsc::channel();
+        let (ended_tx, ended) = std_mpsc::channel();
+        let engine = Arc::new(StopsEngine {
+            stops: Mutex::new(vec![
+                (512 * 1024, reached1_tx, go1_rx),
+                (2 << 20, reached2_tx, go2_rx),
+            ]),
+            ended: Mutex::new(Some(ended_tx)),
+        });
+        let server = TestServer::start_with(|config| config.jobs = 1, Some(engine)).await;
+        let mut conn = server.connect(transport).await;
+        send_post(
+            &mut conn,
+            "/transform",
+            "",
+            &transform_body(&image, "[]", "image/png"),
+        )
+        .await;
+        let (head, _first) = head_and_first_bytes(&mut conn).await;
+        assert!(head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"));
+        recv(reached1).await;
+        drop(conn);
+        go1.send(()).unwrap();
+        eventually_counted(&server, "ok", "aborted", 1.0).await;
+        // The encoder may already have stopped before its second pause (its writes failed as
+        // soon as the body was dropped); then nobody is waiting for this go.
+        let _ = go2.send(());
+        let result = recv(ended).await;
+        let error = result.expect_err("the job must not finish for a client that is gone");
+        assert!(error.contains("the response was abandoned"), "{error}");
+        // The one job slot is free again.
+        let small = transform_body(&image, r#"[{"imageIndex":0,"width":64}]"#, "image/jpeg");
+        let response = post(&server, transport, "/transform", &small).await;
+        assert_image(&response, image::ImageFormat::Jpeg, 64, 40);
+        server.stop().await.unwrap();
+    }
+}
