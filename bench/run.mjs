@@ -130,6 +130,7 @@ const JOBS = [
     sources: [GRAPHIC],
     steps: [],
     format: "image/png",
+    quality: null, // as the png job: a quality would make the engine path write a palette PNG
     worker: "/transform?format=image/png",
     sharp: (s) => s.png({ compressionLevel: 1, adaptiveFiltering: true }),
     reference: (s) => s,
