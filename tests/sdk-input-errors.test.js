@@ -11,13 +11,11 @@
 // leaves both streams locked, which hung the request).
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { createServer, request } from "node:http";
-import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Miniflare } from "miniflare";
-import { REPO_ROOT, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
+import { corpusFile } from "./support/paths.js";
 import { startBackend } from "./support/processes.js";
+import { startSdkWorker } from "./support/sdk-worker.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 const PHOTO = "photo-4mp-twowings.jpg";
@@ -114,32 +112,12 @@ describe("an input stream that fails mid-way (native pipe path in workerd)", () 
       res.write(photo.subarray(0, Math.floor(photo.length / 3)), () => setTimeout(() => res.socket.destroy(), 50));
     });
     await new Promise((resolve) => origin.listen(0, "127.0.0.1", resolve));
-    const read = (path) => readFileSync(join(REPO_ROOT, path));
-    miniflare = new Miniflare({
-      workers: [
-        {
-          config: {
-            name: "sdk-input-errors",
-            compatibilityDate: wranglerCompatibilityDate(),
-            manifest: {
-              mainModule: "worker.js",
-              modules: {
-                "worker.js": { type: "esm", contents: WORKER },
-                "sdk/js/index.js": { type: "esm", contents: read("sdk/js/index.js").toString() },
-                "sdk/js/api.js": { type: "esm", contents: read("sdk/js/api.js").toString() },
-                "sdk/dist/imgbind_sdk.js": { type: "esm", contents: read("sdk/dist/imgbind_sdk.js").toString() },
-                "sdk/dist/imgbind_sdk_bg.wasm": { type: "wasm", contents: new Uint8Array(read("sdk/dist/imgbind_sdk_bg.wasm")) },
-              },
-            },
-            env: {
-              IMAGES_BACKEND: { type: "external", address: `unix:${backend.socket}`, http: {} },
-              ORIGIN_URL: { type: "text", value: `http://127.0.0.1:${origin.address().port}/photo.jpg` },
-            },
-          },
-        },
-      ],
-    });
-    worker = (await miniflare.ready).origin;
+    ({ miniflare, origin: worker } = await startSdkWorker({
+      name: "sdk-input-errors",
+      worker: WORKER,
+      backendSocket: backend.socket,
+      env: { ORIGIN_URL: { type: "text", value: `http://127.0.0.1:${origin.address().port}/photo.jpg` } },
+    }));
   });
 
   after(async () => {

@@ -9,10 +9,10 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, describe, test } from "node:test";
-import { Miniflare } from "miniflare";
 import { exercise, inputKinds } from "./fixtures/input-kinds.js";
-import { REPO_ROOT, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
+import { REPO_ROOT, corpusFile } from "./support/paths.js";
 import { startBackend } from "./support/processes.js";
+import { startSdkWorker } from "./support/sdk-worker.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 const IMAGE = "overlay-logo-337x330.png"; // 15,996 bytes: a multiple of 4
@@ -56,30 +56,12 @@ describe("SDK input types against the backend", () => {
 
   before(async () => {
     backend = await startBackend();
-    const read = (path) => readFileSync(join(REPO_ROOT, path));
-    miniflare = new Miniflare({
-      workers: [
-        {
-          config: {
-            name: "sdk-inputs",
-            compatibilityDate: wranglerCompatibilityDate(),
-            manifest: {
-              mainModule: "worker.js",
-              modules: {
-                "worker.js": { type: "esm", contents: WORKER },
-                "input-kinds.js": { type: "esm", contents: read("tests/fixtures/input-kinds.js").toString() },
-                "sdk/js/index.js": { type: "esm", contents: read("sdk/js/index.js").toString() },
-                "sdk/js/api.js": { type: "esm", contents: read("sdk/js/api.js").toString() },
-                "sdk/dist/imgbind_sdk.js": { type: "esm", contents: read("sdk/dist/imgbind_sdk.js").toString() },
-                "sdk/dist/imgbind_sdk_bg.wasm": { type: "wasm", contents: new Uint8Array(read("sdk/dist/imgbind_sdk_bg.wasm")) },
-              },
-            },
-            env: { IMAGES_BACKEND: { type: "external", address: `unix:${backend.socket}`, http: {} } },
-          },
-        },
-      ],
-    });
-    origin = (await miniflare.ready).origin;
+    ({ miniflare, origin } = await startSdkWorker({
+      name: "sdk-inputs",
+      worker: WORKER,
+      backendSocket: backend.socket,
+      fixtures: { "input-kinds.js": "tests/fixtures/input-kinds.js" },
+    }));
   });
 
   after(async () => {

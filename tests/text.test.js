@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Miniflare } from "miniflare";
-import { REPO_ROOT, wranglerCompatibilityDate } from "./support/paths.js";
+import { REPO_ROOT } from "./support/paths.js";
 import { startBackend } from "./support/processes.js";
+import { startSdkWorker } from "./support/sdk-worker.js";
 import { IMAGE_SCENES, checkScene, sceneForm } from "./support/text-checks.js";
 
 const TEST_TIMEOUT_MS = 60_000;
@@ -39,32 +39,12 @@ describe("imgbind SDK text() in workerd against the imgbind backend", () => {
 
   before(async () => {
     backend = await startBackend();
-    const read = (path) => readFileSync(join(REPO_ROOT, path));
-    miniflare = new Miniflare({
-      workers: [
-        {
-          config: {
-            name: "imgbind-text",
-            compatibilityDate: wranglerCompatibilityDate(),
-            manifest: {
-              mainModule: "worker.js",
-              modules: {
-                "worker.js": { type: "esm", contents: WORKER },
-                "text-scenes.js": { type: "esm", contents: read("tests/fixtures/text-scenes.js").toString() },
-                "sdk/js/index.js": { type: "esm", contents: read("sdk/js/index.js").toString() },
-                "sdk/js/api.js": { type: "esm", contents: read("sdk/js/api.js").toString() },
-                "sdk/dist/imgbind_sdk.js": { type: "esm", contents: read("sdk/dist/imgbind_sdk.js").toString() },
-                "sdk/dist/imgbind_sdk_bg.wasm": { type: "wasm", contents: new Uint8Array(read("sdk/dist/imgbind_sdk_bg.wasm")) },
-              },
-            },
-            env: {
-              IMAGES_BACKEND: { type: "external", address: `unix:${backend.socket}`, http: {} },
-            },
-          },
-        },
-      ],
-    });
-    origin = (await miniflare.ready).origin;
+    ({ miniflare, origin } = await startSdkWorker({
+      name: "imgbind-text",
+      worker: WORKER,
+      backendSocket: backend.socket,
+      fixtures: { "text-scenes.js": "tests/fixtures/text-scenes.js" },
+    }));
   });
 
   after(async () => {
