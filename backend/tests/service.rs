@@ -89,15 +89,7 @@ async fn scrape(server: &TestServer) -> HashMap<String, f64> {
         .header("content-type")
         .unwrap()
         .starts_with("application/openmetrics-text"));
-    response
-        .text()
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (name, value) = line.rsplit_once(' ').unwrap();
-            (name.to_owned(), value.parse().unwrap())
-        })
-        .collect()
+    metric_samples(&response.text())
 }
 
 fn sample(metrics: &HashMap<String, f64>, key: &str) -> f64 {

@@ -157,15 +157,7 @@ async fn scrape(server: &TestServer) -> HashMap<String, f64> {
         .await
         .unwrap();
     let response = read_response(&mut conn, Reading::FAST).await;
-    response
-        .text()
-        .lines()
-        .filter(|line| !line.starts_with('#') && !line.is_empty())
-        .map(|line| {
-            let (name, value) = line.rsplit_once(' ').unwrap();
-            (name.to_owned(), value.parse().unwrap())
-        })
-        .collect()
+    metric_samples(&response.text())
 }
 
 fn requests(metrics: &HashMap<String, f64>, code: &str, delivery: &str) -> f64 {

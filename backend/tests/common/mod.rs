@@ -492,3 +492,14 @@ pub async fn timed<T>(future: impl Future<Output = T>) -> (T, Duration) {
     let output = future.await;
     (output, started.elapsed())
 }
+
+/// The samples of a `/metrics` answer (OpenMetrics text): series name with labels → value.
+pub fn metric_samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            (name.to_owned(), value.parse().unwrap())
+        })
+        .collect()
+}
