@@ -5,14 +5,17 @@
 //! Fixtures are made here: GIFs with the `gif` crate, animated WebPs with the engine's own encoder
 //! (from a GIF). Outputs are decoded with `image` (GIF) and `image-webp` (WebP), not the engine.
 
+mod common;
+
 use std::io::Cursor;
-use std::path::PathBuf;
 use std::time::Instant;
 
 use bytes::Bytes;
 use image::AnimationDecoder;
 use imgbind_engine::{run, Encoded, Job, Limits, Source};
 use imgbind_wire::{parse_steps, ErrorCode, OutputFormat, OutputOptions};
+
+use common::corpus;
 
 /// One decoded frame: RGBA pixels of the whole canvas and the delay in milliseconds.
 #[derive(Debug)]
@@ -555,14 +558,6 @@ fn truncated_animations_are_not_images() {
             );
         }
     }
-}
-
-fn corpus(name: &str) -> Bytes {
-    let dir = std::env::var_os("IMGBIND_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let path = dir.join(name);
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 
 #[test]

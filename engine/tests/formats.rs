@@ -6,24 +6,20 @@
 //! and exiftool as described in `docs/FORMATS.md`); `*.sharp.rgba` is sharp 0.35.5's decode of each
 //! to sRGB RGBA, written by `make_sharp_reference.mjs`.
 
+mod common;
+
 use std::path::PathBuf;
 
 use bytes::Bytes;
 use imgbind_engine::{info, run, Encoded, Job, Limits, Source};
 use imgbind_wire::{parse_steps, ErrorCode, OutputFormat, OutputOptions};
 
+use common::corpus;
+
 fn fixture(name: &str) -> Bytes {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/formats")
         .join(name);
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
-
-fn corpus(name: &str) -> Bytes {
-    let dir = std::env::var_os("IMGBIND_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let path = dir.join(name);
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
 }
 

@@ -8,23 +8,16 @@
 //! code check the building blocks; these check that each option, as a Worker sends it, does what
 //! the documentation says. `docs/COMPATIBILITY.md` maps every option to the tests here.
 
+mod common;
+
 use bytes::Bytes;
-use image::ImageEncoder;
 use imgbind_engine::{run, Encoded, Job, Limits, Source};
 use imgbind_wire::{parse_steps, Error, ErrorCode, OutputFormat, OutputOptions};
 
+use common::png;
+
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-/// A `width`×`height` RGBA PNG whose pixel (x, y) is `paint(x, y)`.
-fn png(width: u32, height: u32, paint: impl Fn(u32, u32) -> [u8; 4]) -> Bytes {
-    let img = image::RgbaImage::from_fn(width, height, |x, y| image::Rgba(paint(x, y)));
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgba8)
-        .unwrap();
-    Bytes::from(out)
-}
 
 fn solid(width: u32, height: u32, rgba: [u8; 4]) -> Bytes {
     png(width, height, |_, _| rgba)

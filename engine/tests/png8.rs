@@ -6,30 +6,13 @@
 //! colours within a bound that NeuQuant (the GIF encoder's quantiser, computed here on the same
 //! image) misses, and a corpus photo keeps a PSNR over a bound against its truecolour output.
 
-use std::path::PathBuf;
+mod common;
 
 use bytes::Bytes;
-use image::ImageEncoder;
 use imgbind_engine::{run, Encoded, Job, Limits, Source};
 use imgbind_wire::{parse_steps, OutputFormat, OutputOptions};
 
-fn corpus(name: &str) -> Bytes {
-    let dir = std::env::var_os("IMGBIND_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus"));
-    let path = dir.join(name);
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
-
-/// A `width`×`height` RGBA PNG whose pixel (x, y) is `paint(x, y)`.
-fn png(width: u32, height: u32, paint: impl Fn(u32, u32) -> [u8; 4]) -> Bytes {
-    let img = image::RgbaImage::from_fn(width, height, |x, y| image::Rgba(paint(x, y)));
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(img.as_raw(), width, height, image::ExtendedColorType::Rgba8)
-        .unwrap();
-    Bytes::from(out)
-}
+use common::{corpus, png};
 
 fn output(format: OutputFormat, quality: Option<u8>) -> OutputOptions {
     OutputOptions::from_fields(
