@@ -308,7 +308,8 @@ fn compensation_table(black: f32) -> Vec<u8> {
         .collect()
 }
 
-fn srgb_to_linear(v: f32) -> f32 {
+/// The sRGB transfer curve, encoded (0..=1) → linear light.
+pub(crate) fn srgb_to_linear(v: f32) -> f32 {
     if v <= 0.04045 {
         v / 12.92
     } else {

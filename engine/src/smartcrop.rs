@@ -15,6 +15,7 @@
 
 use imgbind_wire::Gravity;
 
+use crate::icc;
 use crate::raster::Raster;
 
 /// Long side of the analysis sample, in sample points.
@@ -242,14 +243,7 @@ impl Integral {
 }
 
 fn srgb_to_linear_table() -> [f32; 256] {
-    std::array::from_fn(|i| {
-        let v = i as f32 / 255.0;
-        if v <= 0.04045 {
-            v / 12.92
-        } else {
-            ((v + 0.055) / 1.055).powf(2.4)
-        }
-    })
+    std::array::from_fn(|i| icc::srgb_to_linear(i as f32 / 255.0))
 }
 
 /// Linear sRGB (D65) → CIELAB.
