@@ -2,7 +2,8 @@
 # README command 2 (and all that .ci/run does): set up, build, lint, and run every test:
 #   cargo fmt --check; clippy -D warnings (native workspace, and the SDK on wasm32);
 #   cargo test (release profile, so the codecs compile once); scripts/test-sdk.sh;
-#   npm test (the example Worker in Miniflare, Cloudflare's own client in workerd).
+#   scripts/pack.sh (the npm tarballs); npm test (the example Worker in Miniflare, Cloudflare's own
+#   client in workerd, the tarballs installed as a new user does).
 #   scripts/load-test.sh 120 (64 concurrent clients, good + hostile requests, RSS back to baseline).
 # Setup and build failures stop the run at once; after that every step runs, a summary is
 # printed, and the exit status is non-zero if any step failed.
@@ -61,6 +62,7 @@ step "cargo test" cargo test --release --workspace --exclude imgbind-sdk || true
 if [[ -x scripts/test-sdk.sh ]]; then
   step "sdk tests" scripts/test-sdk.sh || true
 fi
+step "npm pack (target/npm)" scripts/pack.sh --no-build || true
 step "npm test (workerd)" npm test || true
 step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
 

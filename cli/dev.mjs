@@ -1,0 +1,259 @@
+// `imgbind dev`: runs any Worker that uses the native Images binding (`[images] binding = "IMAGES"`
+// in its wrangler config) under wrangler's local dev server, with that binding served by an imgbind
+// backend that it starts and stops. The Worker's code and config stay unchanged: env.IMAGES is
+// workerd's own Cloudflare client (`cloudflare-internal:images-api`), whose fetcher goes to the
+// backend over a Unix socket (sdk/js/miniflare-plugin.mjs). Everything else in the config (R2, KV,
+// vars, assets…) is wrangler's. wrangler comes from the user's project (a peer dependency).
+
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { CliError, PACKAGE_ROOT, findBinary } from "./binary.mjs";
+
+const PLUGIN = join(PACKAGE_ROOT, "sdk/js/miniflare-plugin.mjs");
+const CONFIG_NAMES = ["wrangler.toml", "wrangler.jsonc", "wrangler.json"];
+const DEFAULT_PORT = 8787;
+const BACKEND_START_TIMEOUT_MS = 20_000;
+const LOG_LINES_KEPT = 40;
+
+const USAGE = `usage: imgbind dev [--port N] [--ip ADDR] [--data DIR] [--env NAME] [--socket PATH | --address HOST:PORT] [CONFIG]
+  Runs the Worker of CONFIG (default: ${CONFIG_NAMES.join(", ")} in this folder) under wrangler's
+  local dev server; its [images] binding is served by an imgbind backend started here (unless
+  --socket or --address names a running one) and stopped on exit. Prints "ready on URL".
+  --port N      port to listen on (default: the config's dev.port, else ${DEFAULT_PORT})
+  --ip ADDR     address to listen on (default 127.0.0.1)
+  --data DIR    where stored images live (created if missing; passed to the backend as IMGBIND_DATA)
+  --env NAME    the wrangler environment to use
+  --socket PATH, --address HOST:PORT   use a backend that is already running`;
+
+function log(message) {
+  process.stderr.write(`[imgbind dev] ${message}\n`);
+}
+
+function parse(args) {
+  try {
+    return parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        port: { type: "string" },
+        ip: { type: "string", default: "127.0.0.1" },
+        data: { type: "string" },
+        env: { type: "string" },
+        socket: { type: "string" },
+        address: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    throw new CliError(`${error.message}\n${USAGE}`);
+  }
+}
+
+/** The config named, or the first of wrangler's config names in the current folder. */
+function findConfig(positionals) {
+  if (positionals.length > 1) throw new CliError(`give one wrangler config, not ${positionals.length}\n${USAGE}`);
+  if (positionals.length === 1) {
+    const path = resolve(positionals[0]);
+    if (!existsSync(path)) throw new CliError(`no wrangler config at ${path}`);
+    return path;
+  }
+  for (const name of CONFIG_NAMES) {
+    const path = resolve(name);
+    if (existsSync(path)) return path;
+  }
+  throw new CliError(`no wrangler config in ${process.cwd()} (looked for ${CONFIG_NAMES.join(", ")}); name one: imgbind dev path/to/wrangler.toml`);
+}
+
+/** wrangler from the user's project (Node resolves it from node_modules above this package). */
+async function loadWrangler() {
+  try {
+    return await import("wrangler");
+  } catch (error) {
+    if (error?.code === "ERR_MODULE_NOT_FOUND" || error?.code === "MODULE_NOT_FOUND") {
+      throw new CliError("wrangler is not installed in this project: `npm install --save-dev wrangler`, then run `npx imgbind dev` again");
+    }
+    throw new CliError(`could not load wrangler: ${error?.message ?? error}`);
+  }
+}
+
+/** Fails clearly when ip:port is taken, before wrangler would fail less clearly. */
+async function assertPortFree(ip, port) {
+  const server = createServer();
+  await new Promise((resolvePort, reject) => {
+    server.once("error", (error) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new CliError(`port ${port} on ${ip} is in use: stop what listens there, or pass --port N`)
+          : new CliError(`cannot listen on ${ip}:${port}: ${error.message}`),
+      ),
+    );
+    server.listen(port, ip, resolvePort);
+  });
+  await new Promise((resolveClose) => server.close(resolveClose));
+}
+
+/** GET /healthz over the socket; resolves with the status code. */
+function healthz(socketPath) {
+  return new Promise((resolveStatus, reject) => {
+    const req = request({ socketPath, path: "/healthz", timeout: 1_000 }, (res) => {
+      res.resume();
+      res.on("end", () => resolveStatus(res.statusCode));
+    });
+    req.on("timeout", () => req.destroy(new Error("timeout")));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Starts the backend on a temporary Unix socket; resolves once it answers /healthz. */
+async function startBackend(dataDir) {
+  const binary = findBinary();
+  const dir = mkdtempSync(join(tmpdir(), "imgbind-dev-"));
+  const socket = join(dir, "imgbind.sock");
+  const env = { ...process.env };
+  if (dataDir) env.IMGBIND_DATA = dataDir;
+  const child = spawn(binary, ["serve", "--unix", socket], { stdio: ["ignore", "pipe", "pipe"], env });
+  // Its log goes to our stderr as it comes; the last lines are kept to explain an early exit.
+  const lines = [];
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (text) => {
+      process.stderr.write(text);
+      lines.push(...text.split("\n").filter(Boolean));
+      lines.splice(0, Math.max(0, lines.length - LOG_LINES_KEPT));
+    });
+  }
+  let exit = null;
+  const exited = new Promise((resolveExit) =>
+    child.on("exit", (code, signal) => resolveExit((exit = { code, signal }))),
+  );
+  child.on("error", (error) => (exit = { code: null, signal: null, error }));
+  const lastLines = () => (lines.length ? `; its last log lines:\n  ${lines.slice(-15).join("\n  ")}` : " (it printed nothing)");
+  const cleanUp = () => rmSync(dir, { recursive: true, force: true });
+
+  const deadline = Date.now() + BACKEND_START_TIMEOUT_MS;
+  for (;;) {
+    if (exit) {
+      cleanUp();
+      const how = exit.error ? `could not start (${exit.error.message})` : `exited at start (code ${exit.code}, signal ${exit.signal})`;
+      throw new CliError(`the imgbind backend ${binary} ${how}${lastLines()}`);
+    }
+    if (existsSync(socket) && (await healthz(socket).catch(() => 0)) === 200) break;
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      cleanUp();
+      throw new CliError(`the imgbind backend did not answer /healthz within ${BACKEND_START_TIMEOUT_MS / 1000} s${lastLines()}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  // wrangler may end the process from its own signal handlers: clean up then too.
+  process.on("exit", () => {
+    if (!exit) child.kill("SIGTERM");
+    cleanUp();
+  });
+  return {
+    socket,
+    exited,
+    lastLines,
+    async stop() {
+      if (!exit) {
+        child.kill("SIGTERM");
+        await exited;
+      }
+      cleanUp();
+    },
+  };
+}
+
+/** `imgbind dev ARGS`: resolves only on failure to start; afterwards the process ends by signal. */
+export async function dev(args) {
+  const { values: flags, positionals } = parse(args);
+  if (flags.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (flags.socket && flags.address) throw new CliError("give --socket or --address, not both");
+  const configPath = findConfig(positionals);
+  const wrangler = await loadWrangler();
+
+  // The binding's name and the dev port, from the config as wrangler reads it.
+  let config;
+  try {
+    config = wrangler.unstable_readConfig({ config: configPath, env: flags.env });
+  } catch (error) {
+    throw new CliError(`wrangler could not read ${configPath}: ${error?.message ?? error}`);
+  }
+  const bindingName = config.images?.binding;
+  if (!bindingName) {
+    throw new CliError(`${configPath} has no [images] binding: add\n  [images]\n  binding = "IMAGES"\n(or "images": { "binding": "IMAGES" } in JSON) and use env.IMAGES in the Worker`);
+  }
+  const port = flags.port === undefined ? (config.dev?.port ?? DEFAULT_PORT) : Number(flags.port);
+  if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new CliError(`bad --port ${flags.port}`);
+  if (port !== 0) await assertPortFree(flags.ip, port);
+
+  const dataDir = flags.data ? resolve(flags.data) : undefined;
+  if (dataDir) {
+    try {
+      mkdirSync(dataDir, { recursive: true });
+    } catch (error) {
+      throw new CliError(`cannot use --data ${dataDir}: ${error.message}`);
+    }
+  }
+
+  const backend = flags.socket || flags.address ? null : await startBackend(dataDir);
+  const backendOptions = flags.address ? { address: flags.address } : { socket: resolve(flags.socket ?? backend.socket) };
+  log(`${bindingName} → imgbind backend at ${backendOptions.socket ? `unix:${backendOptions.socket}` : backendOptions.address}`);
+  if (dataDir) log(`stored images: ${dataDir}`);
+
+  let worker;
+  let stopping = false;
+  async function stop(code) {
+    if (stopping) return;
+    stopping = true;
+    await worker?.dispose().catch(() => {});
+    await backend?.stop();
+    process.exit(code);
+  }
+  process.on("SIGINT", () => stop(130));
+  process.on("SIGTERM", () => stop(143));
+  // A backend that dies while the Worker runs ends the session loudly rather than leaving
+  // env.IMAGES answering connection errors.
+  backend?.exited.then(({ code, signal }) => {
+    if (stopping) return;
+    log(`the imgbind backend exited (code ${code}, signal ${signal})${backend.lastLines()}`);
+    stop(1);
+  });
+
+  try {
+    worker = await wrangler.unstable_startWorker({
+      config: configPath,
+      env: flags.env,
+      bindings: {
+        // Overrides the config's `images` binding of the same name (input bindings win in wrangler).
+        [bindingName]: {
+          type: "unsafe_imgbind_images",
+          dev: { plugin: { package: PLUGIN, name: "imgbind-images" }, options: backendOptions },
+        },
+      },
+      dev: {
+        remote: false,
+        server: { hostname: flags.ip, port },
+        inspector: false,
+        watch: false,
+      },
+    });
+    const url = await worker.url;
+    log(`ready on ${url.origin}`);
+    // The plain line a test or script waits for.
+    process.stdout.write(`ready on ${url.origin}\n`);
+  } catch (error) {
+    log(`could not start the Worker: ${error?.stack ?? error}`);
+    await stop(1);
+  }
+  return undefined;
+}
