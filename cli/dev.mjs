@@ -5,20 +5,16 @@
 // backend over a Unix socket (sdk/js/miniflare-plugin.mjs). Everything else in the config (R2, KV,
 // vars, assets…) is wrangler's. wrangler comes from the user's project (a peer dependency).
 
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { request } from "node:http";
+import { existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { CliError, PACKAGE_ROOT, findBinary } from "./binary.mjs";
+import { startBackend } from "./backend.mjs";
+import { CliError, PACKAGE_ROOT } from "./binary.mjs";
 
 const PLUGIN = join(PACKAGE_ROOT, "sdk/js/miniflare-plugin.mjs");
 const CONFIG_NAMES = ["wrangler.toml", "wrangler.jsonc", "wrangler.json"];
 const DEFAULT_PORT = 8787;
-const BACKEND_START_TIMEOUT_MS = 20_000;
-const LOG_LINES_KEPT = 40;
 
 const USAGE = `usage: imgbind dev [--port N] [--ip ADDR] [--data DIR] [--env NAME] [--socket PATH | --address HOST:PORT] [CONFIG]
   Runs the Worker of CONFIG (default: ${CONFIG_NAMES.join(", ")} in this folder) under wrangler's
@@ -97,79 +93,6 @@ async function assertPortFree(ip, port) {
   await new Promise((resolveClose) => server.close(resolveClose));
 }
 
-/** GET /healthz over the socket; resolves with the status code. */
-function healthz(socketPath) {
-  return new Promise((resolveStatus, reject) => {
-    const req = request({ socketPath, path: "/healthz", timeout: 1_000 }, (res) => {
-      res.resume();
-      res.on("end", () => resolveStatus(res.statusCode));
-    });
-    req.on("timeout", () => req.destroy(new Error("timeout")));
-    req.on("error", reject);
-    req.end();
-  });
-}
-
-/** Starts the backend on a temporary Unix socket; resolves once it answers /healthz. */
-async function startBackend(dataDir) {
-  const binary = findBinary();
-  const dir = mkdtempSync(join(tmpdir(), "imgbind-dev-"));
-  const socket = join(dir, "imgbind.sock");
-  const env = { ...process.env };
-  if (dataDir) env.IMGBIND_DATA = dataDir;
-  const child = spawn(binary, ["serve", "--unix", socket], { stdio: ["ignore", "pipe", "pipe"], env });
-  // Its log goes to our stderr as it comes; the last lines are kept to explain an early exit.
-  const lines = [];
-  for (const stream of [child.stdout, child.stderr]) {
-    stream.setEncoding("utf8");
-    stream.on("data", (text) => {
-      process.stderr.write(text);
-      lines.push(...text.split("\n").filter(Boolean));
-      lines.splice(0, Math.max(0, lines.length - LOG_LINES_KEPT));
-    });
-  }
-  let exit = null;
-  const exited = new Promise((resolveExit) =>
-    child.on("exit", (code, signal) => resolveExit((exit = { code, signal }))),
-  );
-  child.on("error", (error) => (exit = { code: null, signal: null, error }));
-  const lastLines = () => (lines.length ? `; its last log lines:\n  ${lines.slice(-15).join("\n  ")}` : " (it printed nothing)");
-  const cleanUp = () => rmSync(dir, { recursive: true, force: true });
-
-  const deadline = Date.now() + BACKEND_START_TIMEOUT_MS;
-  for (;;) {
-    if (exit) {
-      cleanUp();
-      const how = exit.error ? `could not start (${exit.error.message})` : `exited at start (code ${exit.code}, signal ${exit.signal})`;
-      throw new CliError(`the imgbind backend ${binary} ${how}${lastLines()}`);
-    }
-    if (existsSync(socket) && (await healthz(socket).catch(() => 0)) === 200) break;
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      cleanUp();
-      throw new CliError(`the imgbind backend did not answer /healthz within ${BACKEND_START_TIMEOUT_MS / 1000} s${lastLines()}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  // wrangler may end the process from its own signal handlers: clean up then too.
-  process.on("exit", () => {
-    if (!exit) child.kill("SIGTERM");
-    cleanUp();
-  });
-  return {
-    socket,
-    exited,
-    lastLines,
-    async stop() {
-      if (!exit) {
-        child.kill("SIGTERM");
-        await exited;
-      }
-      cleanUp();
-    },
-  };
-}
-
 /** `imgbind dev ARGS`: resolves only on failure to start; afterwards the process ends by signal. */
 export async function dev(args) {
   const { values: flags, positionals } = parse(args);
@@ -205,7 +128,7 @@ export async function dev(args) {
     }
   }
 
-  const backend = flags.socket || flags.address ? null : await startBackend(dataDir);
+  const backend = flags.socket || flags.address ? null : await startBackend({ dataDir });
   const backendOptions = flags.address ? { address: flags.address } : { socket: resolve(flags.socket ?? backend.socket) };
   log(`${bindingName} → imgbind backend at ${backendOptions.socket ? `unix:${backendOptions.socket}` : backendOptions.address}`);
   if (dataDir) log(`stored images: ${dataDir}`);
