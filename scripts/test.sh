@@ -63,6 +63,9 @@ if [[ -x scripts/test-sdk.sh ]]; then
   step "sdk tests" scripts/test-sdk.sh || true
 fi
 step "npm pack (target/npm)" scripts/pack.sh --no-build || true
+# Each crate packages as crates.io would take it (in dependency order; nothing is published).
+# --no-verify: verifying rebuilds every codec from the .crate files (docs/NPM.md has the figure).
+step "cargo package" cargo package --workspace --no-verify || true
 step "npm test (workerd)" npm test || true
 step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
 
