@@ -55,6 +55,21 @@ describe("example Worker: URL interface, R2 sources, composition, cache", () => 
     return error;
   }
 
+  test("a gallery page's 30 thumbnails requested at once are all served", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // Distinct widths, so that no answer comes from the cache: 30 real jobs at once.
+    const started = Date.now();
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => get(`/cdn-cgi/image/width=${200 + i},format=webp/photo-4mp-eveningglow.jpg`)),
+    );
+    const refused = answers.filter((answer) => answer.status !== 200);
+    assert.equal(refused.length, 0, `${refused.length} of 30 refused; first: ${refused[0] && details(refused[0])}`);
+    answers.forEach((answer, i) => {
+      assert.equal(imageHeader(answer.bytes).width, 200 + i);
+      assert.ok(isComplete(answer.bytes));
+    });
+    console.log(`# 30 thumbnails at once through the example Worker: all 200 in ${Date.now() - started} ms`);
+  });
+
   test("width, fit and format (long and short names) on R2 sources", { timeout: TEST_TIMEOUT_MS }, async () => {
     await expectImage("/cdn-cgi/image/width=800,format=webp/photo-4mp-twowings.jpg", { format: "image/webp", width: 800, height: 500 });
     await expectImage("/cdn-cgi/image/w=300,h=300,fit=cover,g=left,q=70,f=jpeg/photo-6mp-life.webp", {

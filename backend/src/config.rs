@@ -97,10 +97,17 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_JOBS", value_name = "N", default_value_t = 0)]
     pub jobs: usize,
 
-    /// Image jobs allowed to wait for a free slot. Past this, requests are answered 9522 (503)
-    /// at once instead of queueing.
-    #[arg(long, env = "IMGBIND_QUEUE", value_name = "N", default_value_t = 8)]
+    /// Most image jobs waiting for a free slot. Past this, requests are answered 9522 (503 with
+    /// `Retry-After`) at once instead of queueing.
+    #[arg(long, env = "IMGBIND_QUEUE", value_name = "N", default_value_t = Config::default().queue)]
     pub queue: usize,
+
+    /// Longest an image job may wait for a free slot. A job whose expected wait (the jobs ahead of
+    /// it times the recent job time, over the job slots) is longer is refused at once, and one
+    /// still waiting when it passes is refused then: 9522, 503 with `Retry-After`.
+    /// Default: half the default deadline.
+    #[arg(long, env = "IMGBIND_QUEUE_TIMEOUT", value_name = "DURATION", default_value = "3250ms", value_parser = parse_duration)]
+    pub queue_timeout: Duration,
 
     /// Directory of font files a text source may name in `font.url` (`{url: "Inter-Bold.ttf"}`;
     /// subdirectories allowed, nothing outside it). Without it only the bundled font
@@ -194,6 +201,8 @@ pub struct Config {
     pub jobs: usize,
     /// Image jobs that may wait for a slot.
     pub queue: usize,
+    /// Longest an image job may wait for a slot.
+    pub queue_timeout: Duration,
     /// Time to read a request head, from when the connection is ready for one.
     pub header_timeout: Duration,
     /// Time to receive a whole request body.
@@ -221,7 +230,9 @@ impl Default for Config {
             listen: None,
             limits: Limits::default(),
             jobs: cores(),
-            queue: 8,
+            // Bounded by time (queue_timeout) more than by count: a burst served within it waits.
+            queue: 256,
+            queue_timeout: Duration::from_millis(3250),
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(15),
@@ -261,6 +272,7 @@ impl ServeArgs {
             limits,
             jobs: if self.jobs == 0 { cores() } else { self.jobs },
             queue: self.queue,
+            queue_timeout: self.queue_timeout,
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
             idle_timeout: self.idle_timeout,

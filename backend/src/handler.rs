@@ -59,6 +59,7 @@ impl State {
                 config.jobs,
                 config.queue,
                 config.limits.deadline,
+                config.queue_timeout,
                 metrics.jobs_queued.clone(),
                 metrics.jobs_running.clone(),
             ),

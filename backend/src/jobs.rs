@@ -1,6 +1,8 @@
 //! Running CPU-bound engine work off the async threads: a bounded number at once on tokio's
-//! blocking pool, a bounded number waiting, and a coded answer for everything else (overload,
-//! panic, deadline).
+//! blocking pool, and a queue that admits a job while its expected wait fits the queue timeout
+//! (from the jobs ahead of it and the recent job time), so a burst that can be served in time is
+//! served. Everything else gets a coded answer: an overload (9522, 503 with `Retry-After`), a
+//! panic (9523), the deadline (9529).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +10,7 @@ use std::time::Duration;
 use imgbind_engine::{Encoded, Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 use prometheus_client::metrics::gauge::Gauge;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use tokio::sync::Semaphore;
 
 /// Engine jobs running in this process; the last one to end gives freed memory back.
@@ -93,12 +95,20 @@ impl Engine for PixelEngine {
 /// Admission control for engine work (clones share the same slots).
 #[derive(Debug, Clone)]
 pub(crate) struct JobGate {
-    /// One permit per job admitted (running or waiting): `jobs + queue`.
+    /// One permit per job waiting for a running slot: `queue`.
     admitted: Arc<Semaphore>,
     /// One permit per job running: `jobs`.
     running: Arc<Semaphore>,
     /// Longest a job may take before its request is answered 9529.
     deadline: Duration,
+    /// Longest a job may wait for a running slot; a job expected to wait longer is refused at once.
+    queue_timeout: Duration,
+    /// Jobs run at once (the running permits).
+    jobs: usize,
+    /// Jobs admitted and not yet running.
+    waiting: Arc<AtomicUsize>,
+    /// Recent time one job takes, in microseconds (a moving average; 0 before the first job).
+    recent_job_micros: Arc<AtomicU64>,
     /// Jobs admitted and waiting for a running slot (the queue depth).
     queued: Gauge,
     /// Jobs running.
@@ -126,54 +136,96 @@ impl Drop for Held {
 const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 impl JobGate {
-    /// A gate running `jobs` at once with `queue` more waiting.
-    /// `queued` and `running` are the gauges it keeps current.
+    /// A gate running `jobs` at once with at most `queue` more waiting, each for at most
+    /// `queue_timeout`. `queued` and `running` are the gauges it keeps current.
     pub(crate) fn new(
         jobs: usize,
         queue: usize,
         deadline: Duration,
+        queue_timeout: Duration,
         queued: Gauge,
         running: Gauge,
     ) -> Self {
         let jobs = jobs.max(1);
         JobGate {
-            admitted: Arc::new(Semaphore::new(jobs + queue)),
+            admitted: Arc::new(Semaphore::new(queue)),
             running: Arc::new(Semaphore::new(jobs)),
             deadline,
+            queue_timeout,
+            jobs,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            recent_job_micros: Arc::new(AtomicU64::new(0)),
             queued,
             running_jobs: running,
         }
     }
 
-    /// Runs `work` on the blocking pool once a slot is free. Answers 9522 at once when the queue is
-    /// full, 9523 when `work` panics, 9529 when it outlives the deadline.
+    /// How long a job admitted now would wait for a running slot, from the jobs ahead of it and
+    /// the recent job time.
+    fn expected_wait(&self) -> Duration {
+        let ahead = self.waiting.load(Ordering::Relaxed) as u64;
+        let per_job = self.recent_job_micros.load(Ordering::Relaxed);
+        Duration::from_micros((ahead + 1) * per_job / self.jobs as u64)
+    }
+
+    /// The overload answer: 9522 with `Retry-After` (503), after about the current backlog.
+    fn overloaded(&self, why: &str) -> Error {
+        let seconds = self.expected_wait().as_secs_f64().ceil().max(1.0) as u32;
+        Error::new(
+            ErrorCode::ProcessingLimit,
+            format!("the server is busy ({why}); try again later"),
+        )
+        .retry_after(seconds)
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free. Answers 9522 (503, `Retry-After`)
+    /// when the queue is full, when the expected wait or the real one passes the queue timeout;
+    /// 9523 when `work` panics, 9529 when it outlives the deadline.
     pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, Error> + Send + 'static,
     {
-        let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
-            return Err(Error::new(
-                ErrorCode::ProcessingLimit,
-                "the server is busy; try again later",
-            ));
+        let running = match Arc::clone(&self.running).try_acquire_owned() {
+            // A free slot: no queueing, nothing to estimate.
+            Ok(running) => running,
+            Err(_) => {
+                if self.expected_wait() > self.queue_timeout {
+                    return Err(self.overloaded("the expected wait is past the queue timeout"));
+                }
+                let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
+                    return Err(self.overloaded("the queue is full"));
+                };
+                let _waiting = Held::new(&self.queued);
+                let _counted = Counted::new(&self.waiting);
+                let acquired = tokio::time::timeout(
+                    self.queue_timeout,
+                    Arc::clone(&self.running).acquire_owned(),
+                )
+                .await;
+                drop(admitted);
+                match acquired {
+                    Ok(Ok(running)) => running,
+                    Ok(Err(_)) => {
+                        return Err(Error::new(ErrorCode::Internal, "the job gate is closed"))
+                    }
+                    Err(_) => return Err(self.overloaded("no job slot within the queue timeout")),
+                }
+            }
         };
-        let waiting = Held::new(&self.queued);
-        let running = Arc::clone(&self.running)
-            .acquire_owned()
-            .await
-            .map_err(|_| Error::new(ErrorCode::Internal, "the job gate is closed"))?;
-        drop(waiting);
         let busy = Held::new(&self.running_jobs);
+        let recent = Arc::clone(&self.recent_job_micros);
         // The permits move into the blocking task: a job that outlives its request (deadline)
         // still holds its slot until it really ends, so the CPU is never oversubscribed.
         let task = tokio::task::spawn_blocking(move || {
             ACTIVE_JOBS.fetch_add(1, Ordering::SeqCst);
+            let started = std::time::Instant::now();
             let result = work();
+            record_job_time(&recent, started.elapsed());
             if ACTIVE_JOBS.fetch_sub(1, Ordering::SeqCst) == 1 {
                 crate::memory::release_free_memory();
             }
-            drop((running, admitted, busy));
+            drop((running, busy));
             result
         });
         match tokio::time::timeout(self.deadline + DEADLINE_GRACE, task).await {
@@ -198,6 +250,34 @@ impl JobGate {
             )),
         }
     }
+}
+
+/// Counts one more in an atomic while it lives (so a cancelled wait still counts down).
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn new(count: &Arc<AtomicUsize>) -> Counted {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(Arc::clone(count))
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Folds one job's time into the moving average (weight 1/4 for the newest).
+fn record_job_time(recent: &AtomicU64, took: Duration) {
+    let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+    let _ = recent.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+        Some(if old == 0 {
+            sample
+        } else {
+            (old * 3 + sample) / 4
+        })
+    });
 }
 
 /// The text of a panic, when it was a string.

@@ -110,7 +110,13 @@ pub(crate) fn metrics(text: String) -> Response<Body> {
 pub(crate) fn error(error: &Error) -> Response<Body> {
     let status = StatusCode::from_u16(error.code().http_status())
         .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    coded(status, error)
+    let mut response = coded(status, error);
+    if let Some(seconds) = error.retry_after_seconds() {
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// A request for a path we do not serve: 404, with the coded body of a 9401 so clients that only

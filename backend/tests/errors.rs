@@ -283,6 +283,65 @@ async fn overload_is_9522_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_overload_says_when_to_retry_and_a_limit_does_not() {
+    let server = TestServer::start_with(
+        |c| {
+            c.jobs = 1;
+            c.queue = 4;
+            c.queue_timeout = Duration::from_millis(300);
+            c.limits.max_draw_layers = 1;
+        },
+        Some(Arc::new(SlowEngine(Duration::from_millis(1500)))),
+    )
+    .await;
+    let body = transform_body(&photo(), r#"[{"imageIndex":0,"width":16}]"#, "image/png");
+    let mut first = server.connect(Transport::Unix).await;
+    send_post(&mut first, "/transform", "", &body).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Queued behind a 1.5 s job with a 0.3 s queue timeout: refused when the wait runs out.
+    let (second, took) = timed(post(&server, Transport::Tcp, "/transform", &body)).await;
+    assert_error(&second, 503, 9522);
+    let retry: u32 = second
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("an overload carries Retry-After: {:?}", second.headers))
+        .parse()
+        .unwrap();
+    assert!(retry >= 1, "Retry-After {retry}");
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_millis(1200),
+        "refused after the queue timeout, not at once nor after the job: {took:?}"
+    );
+    let first = read_response(&mut first, Reading::FAST).await;
+    assert_image(&first, image::ImageFormat::Png, 16, 10);
+
+    // Over a limit (two draws, one allowed): not an overload, so no invitation to retry.
+    let logo = corpus("overlay-logo-337x330.png");
+    let over_limit = multipart(&[
+        file("image", &photo()),
+        file("draw_image", &logo),
+        file("draw_image", &logo),
+        field(
+            "transforms",
+            r#"[{"drawImageIndex":1,"targetImageIndex":0},{"drawImageIndex":2,"targetImageIndex":0}]"#,
+        ),
+        field("output_format", "image/png"),
+    ]);
+    let refused = post(&server, Transport::Unix, "/transform", &over_limit).await;
+    assert_eq!(
+        refused.header("cf-images-binding"),
+        Some("err=9522"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(
+        refused.header("retry-after"),
+        None,
+        "a limit is not worth retrying"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_job_past_its_deadline_is_9529() {
     let server = TestServer::start_with(
         |c| c.limits.deadline = Duration::from_millis(100),

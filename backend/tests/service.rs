@@ -189,7 +189,8 @@ fn help_documents_every_flag_env_var_and_default() {
         ),
         ("--font-dir", "IMGBIND_FONT_DIR", None),
         ("--jobs", "IMGBIND_JOBS", Some("0")),
-        ("--queue", "IMGBIND_QUEUE", Some("8")),
+        ("--queue", "IMGBIND_QUEUE", Some("256")),
+        ("--queue-timeout", "IMGBIND_QUEUE_TIMEOUT", Some("3250ms")),
         ("--max-connections", "IMGBIND_MAX_CONNECTIONS", Some("1024")),
         ("--header-timeout", "IMGBIND_HEADER_TIMEOUT", Some("30s")),
         ("--body-timeout", "IMGBIND_BODY_TIMEOUT", Some("120s")),
@@ -448,6 +449,8 @@ async fn healthz_answers_while_every_job_slot_is_taken() {
         |config| {
             config.jobs = 1;
             config.queue = 4;
+            // The third job waits ~3 s for the two ahead of it.
+            config.queue_timeout = Duration::from_secs(10);
         },
         Some(Arc::new(SlowEngine)),
     )

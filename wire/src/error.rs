@@ -89,6 +89,8 @@ impl fmt::Display for ErrorCode {
 pub struct Error {
     code: ErrorCode,
     message: String,
+    /// For a refusal that is worth retrying (an overload): when, in whole seconds.
+    retry_after: Option<u32>,
 }
 
 impl Error {
@@ -97,7 +99,20 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// This error, marked as a temporary refusal worth retrying after `seconds` (at least 1):
+    /// the server answers it with `Retry-After`. Errors without it must not be retried as they are.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds.max(1));
+        self
+    }
+
+    /// Seconds after which a retry may succeed, for an overload; `None` for every other error.
+    pub fn retry_after_seconds(&self) -> Option<u32> {
+        self.retry_after
     }
 
     /// 9401 with a message.
