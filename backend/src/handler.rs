@@ -118,7 +118,8 @@ async fn handle(
         let error = Error::new(
             ErrorCode::ProcessingLimit,
             "the server has too many connections; try again later",
-        );
+        )
+        .retry_after(1);
         meter.set_outcome(Err(&error));
         return respond::close_connection(finish(respond::error(&error), drained));
     }

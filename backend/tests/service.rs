@@ -377,6 +377,11 @@ async fn the_connection_cap_displaces_idle_connections_and_refuses_when_all_are_
         // The next one is told 9522 and closed, at once.
         let (refused, took) = timed(post(&server, transport, "/transform", &ok_body())).await;
         assert_error(&refused, 503, 9522);
+        assert_eq!(
+            refused.header("retry-after"),
+            Some("1"),
+            "a full server says when to retry"
+        );
         assert!(refused.text().contains("too many connections"));
         assert_eq!(refused.header("connection"), Some("close"));
         assert!(took < Duration::from_secs(1), "refused after {took:?}");
