@@ -151,6 +151,13 @@ pub struct ServeArgs {
     #[arg(long, visible_alias = "shutdown-timeout-secs", env = "IMGBIND_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// On SIGTERM/SIGINT, `GET /readyz` answers 503 at once, but the listeners stay open and
+    /// requests are served as usual for this long; then the listeners close and in-flight
+    /// connections get --shutdown-timeout. Lets a load balancer or Kubernetes take the server out
+    /// of rotation before it stops accepting. `0` (the default) closes the listeners at once.
+    #[arg(long, env = "IMGBIND_SHUTDOWN_DELAY", value_name = "DURATION", default_value = "0", value_parser = parse_delay)]
+    pub shutdown_delay: Duration,
+
     /// Serve `GET /metrics` (Prometheus text format): `on` or `off`.
     #[arg(long, env = "IMGBIND_METRICS", value_name = "on|off", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub metrics: bool,
@@ -217,6 +224,8 @@ pub struct Config {
     pub drain_timeout: Duration,
     /// Time in-flight connections get on shutdown.
     pub shutdown_timeout: Duration,
+    /// Time the listeners stay open after a shutdown signal, with `/readyz` answering 503.
+    pub shutdown_delay: Duration,
     /// Whether `GET /metrics` is served.
     pub metrics: bool,
 }
@@ -240,6 +249,7 @@ impl Default for Config {
             drain_max_bytes: 64 * 1024 * 1024,
             drain_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
             metrics: true,
         }
     }
@@ -280,6 +290,7 @@ impl ServeArgs {
             drain_max_bytes: self.drain_max_bytes,
             drain_timeout: self.drain_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            shutdown_delay: self.shutdown_delay,
             metrics: self.metrics,
         }
     }
@@ -327,6 +338,19 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
         Ok(duration) if !duration.is_zero() => Ok(duration),
         _ => Err(format!("{value:?} must be a positive duration")),
     }
+}
+
+/// `--shutdown-delay`: a duration like [`parse_duration`]'s, or zero (`0`, `0s`, `0ms`) for none.
+fn parse_delay(value: &str) -> Result<Duration, String> {
+    parse_duration(value).or_else(|error| {
+        let value = value.trim();
+        let number = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let unit = &value[number.len()..];
+        match (number.parse::<f64>(), unit) {
+            (Ok(zero), "" | "s" | "ms" | "m") if zero == 0.0 => Ok(Duration::ZERO),
+            _ => Err(error),
+        }
+    })
 }
 
 /// `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
@@ -451,6 +475,11 @@ mod tests {
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("0").is_err());
+        assert_eq!(parse_delay("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_delay("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_delay("5s").unwrap(), Duration::from_secs(5));
+        assert!(parse_delay("0h").is_err());
+        assert!(parse_delay("-1s").is_err());
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_switch("off").is_ok_and(|on| !on));

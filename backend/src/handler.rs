@@ -10,7 +10,7 @@
 
 use std::convert::Infallible;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,7 @@ use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response};
 use imgbind_engine::{Encoded, Job, Limits, Timings};
-use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_TRANSFORM};
+use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_READY, PATH_TRANSFORM};
 use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::Instrument;
@@ -46,6 +46,8 @@ pub(crate) struct State {
     drain_max_bytes: u64,
     drain_timeout: Duration,
     next_request_id: AtomicU64,
+    /// `GET /readyz` answers 200 while this is `true`; the server clears it when shutdown begins.
+    pub(crate) ready: AtomicBool,
 }
 
 impl State {
@@ -69,6 +71,7 @@ impl State {
             drain_max_bytes: config.drain_max_bytes,
             drain_timeout: config.drain_timeout,
             next_request_id: AtomicU64::new(1),
+            ready: AtomicBool::new(true),
         }
     }
 }
@@ -134,6 +137,13 @@ async fn handle(
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::healthy(), drained)
         }
+        (&Method::GET, PATH_READY) => {
+            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
+            finish(
+                respond::readiness(state.ready.load(Ordering::SeqCst)),
+                drained,
+            )
+        }
         (&Method::GET, PATH_METRICS) if state.metrics_enabled => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::metrics(state.metrics.encode()), drained)
@@ -142,7 +152,7 @@ async fn handle(
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::wrong_method(method, path, "POST"), drained)
         }
-        (method, PATH_HEALTH) => {
+        (method, PATH_HEALTH | PATH_READY) => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::wrong_method(method, path, "GET"), drained)
         }

@@ -200,11 +200,12 @@ impl Metrics {
 
 /// The `route` label for a request path: a fixed set, so clients cannot grow the label space.
 pub(crate) fn route(path: &str) -> &'static str {
-    use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_TRANSFORM};
+    use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_READY, PATH_TRANSFORM};
     match path {
         PATH_TRANSFORM => PATH_TRANSFORM,
         PATH_INFO => PATH_INFO,
         PATH_HEALTH => PATH_HEALTH,
+        PATH_READY => PATH_READY,
         PATH_METRICS => PATH_METRICS,
         _ => "other",
     }

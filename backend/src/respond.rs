@@ -96,6 +96,20 @@ pub(crate) fn healthy() -> Response<Body> {
     with_length(StatusCode::OK, TEXT_PLAIN, b"ok\n".to_vec())
 }
 
+/// `/readyz`: 200 `ready` while serving; 503 `shutting down` once shutdown has begun, so load
+/// balancers stop sending new requests while the listeners are still open.
+pub(crate) fn readiness(ready: bool) -> Response<Body> {
+    if ready {
+        with_length(StatusCode::OK, TEXT_PLAIN, b"ready\n".to_vec())
+    } else {
+        with_length(
+            StatusCode::SERVICE_UNAVAILABLE,
+            TEXT_PLAIN,
+            b"shutting down\n".to_vec(),
+        )
+    }
+}
+
 /// 200 with the metrics text for `/metrics`.
 pub(crate) fn metrics(text: String) -> Response<Body> {
     with_length(

@@ -38,6 +38,7 @@ pub struct Server {
     state: Arc<State>,
     http1: http1::Builder,
     shutdown_timeout: Duration,
+    shutdown_delay: Duration,
     idle_timeout: Duration,
     max_connections: usize,
 }
@@ -82,6 +83,7 @@ impl Server {
             state: Arc::new(State::new(config, engine)),
             http1,
             shutdown_timeout: config.shutdown_timeout,
+            shutdown_delay: config.shutdown_delay,
             idle_timeout: config.idle_timeout,
             max_connections: config.max_connections.max(1),
         })
@@ -97,7 +99,8 @@ impl Server {
         self.unix.as_ref().map(|(_, path)| path.as_path())
     }
 
-    /// Accepts connections until `shutdown` completes, then stops accepting, lets in-flight
+    /// Accepts connections until `shutdown` completes; then `/readyz` answers 503 while the server
+    /// keeps accepting and serving for the shutdown delay; then it stops accepting, lets in-flight
     /// connections finish (within the shutdown timeout) and removes the socket file.
     pub async fn run_until(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
         let Server {
@@ -106,6 +109,7 @@ impl Server {
             state,
             http1,
             shutdown_timeout,
+            shutdown_delay,
             idle_timeout,
             max_connections,
         } = self;
@@ -125,9 +129,22 @@ impl Server {
             stopping,
         });
         let mut shutdown = std::pin::pin!(shutdown);
+        // Set when the shutdown signal arrives: listeners stay open until then.
+        let mut close_at: Option<tokio::time::Instant> = None;
         loop {
             tokio::select! {
-                () = &mut shutdown => break,
+                () = &mut shutdown, if close_at.is_none() => {
+                    context.state.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+                    if shutdown_delay.is_zero() {
+                        break;
+                    }
+                    tracing::info!(
+                        delay_ms = shutdown_delay.as_millis() as u64,
+                        "shutting down: /readyz answers 503; still serving for the shutdown delay"
+                    );
+                    close_at = Some(tokio::time::Instant::now() + shutdown_delay);
+                }
+                () = until(close_at) => break,
                 accepted = accept_tcp(tcp.as_ref()) => match accepted {
                     Ok((stream, _peer)) => {
                         // Small request heads and answers go out at once.
@@ -256,6 +273,14 @@ where
 async fn idle(conn: &Conn, timeout: Duration) {
     while let Some(wait) = conn.idle_remaining(timeout) {
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// Completes at `at`; never without one.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

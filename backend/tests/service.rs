@@ -195,6 +195,7 @@ fn help_documents_every_flag_env_var_and_default() {
         ("--header-timeout", "IMGBIND_HEADER_TIMEOUT", Some("30s")),
         ("--body-timeout", "IMGBIND_BODY_TIMEOUT", Some("120s")),
         ("--idle-timeout", "IMGBIND_IDLE_TIMEOUT", Some("15s")),
+        ("--shutdown-delay", "IMGBIND_SHUTDOWN_DELAY", Some("0")),
         (
             "--drain-max-bytes",
             "IMGBIND_DRAIN_MAX_BYTES",

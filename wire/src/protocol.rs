@@ -6,6 +6,8 @@ pub const PATH_TRANSFORM: &str = "/transform";
 pub const PATH_INFO: &str = "/info";
 /// Path of the liveness endpoint.
 pub const PATH_HEALTH: &str = "/healthz";
+/// Path of the readiness endpoint: 200 while serving, 503 from the moment shutdown begins.
+pub const PATH_READY: &str = "/readyz";
 
 /// The base (canvas) image bytes; always the first part.
 pub const PART_IMAGE: &str = "image";
