@@ -347,7 +347,7 @@ fn parse_delay(value: &str) -> Result<Duration, String> {
         let number = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         let unit = &value[number.len()..];
         match (number.parse::<f64>(), unit) {
-            (Ok(zero), "" | "s" | "ms" | "m") if zero == 0.0 => Ok(Duration::ZERO),
+            (Ok(0.0), "" | "s" | "ms" | "m") => Ok(Duration::ZERO),
             _ => Err(error),
         }
     })
