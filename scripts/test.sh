@@ -68,5 +68,6 @@ step "npm pack (target/npm)" scripts/pack.sh --no-build || true
 step "cargo package" cargo package --workspace --no-verify || true
 step "npm test (workerd)" npm test || true
 step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
+step "replicas behind nginx (kill, restart, stall, scale)" scripts/test-replicas.sh || true
 
 summary
