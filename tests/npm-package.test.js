@@ -8,7 +8,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
@@ -18,7 +17,7 @@ import { bundleManifest } from "./support/example-worker.js";
 import { post } from "./support/http.js";
 import { imageHeader, isComplete } from "./support/images.js";
 import { REPO_ROOT, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
-import { Child, startBackend, waitFor } from "./support/processes.js";
+import { Child, freePort, startBackend, waitFor } from "./support/processes.js";
 
 const run = promisify(execFile);
 const TEST_TIMEOUT_MS = 180_000;
@@ -63,14 +62,6 @@ function tarball(prefix) {
   const name = readdirSync(PACKED).find((file) => file === `${prefix}-${VERSION}.tgz`);
   assert.ok(name, `${prefix}-${VERSION}.tgz in ${PACKED}: run scripts/pack.sh first`);
   return join(PACKED, name);
-}
-
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** `npx imgbind ARGS` in `cwd` as the user runs it; resolves with code and output. */

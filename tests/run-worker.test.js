@@ -6,24 +6,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { post } from "./support/http.js";
 import { imageHeader, isComplete } from "./support/images.js";
 import { REPO_ROOT, corpusFile } from "./support/paths.js";
-import { waitFor } from "./support/processes.js";
+import { freePort, waitFor } from "./support/processes.js";
 
 const TEST_TIMEOUT_MS = 60_000;
-
-/** A port nobody listens on right now. */
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("scripts/run-worker.sh: an unchanged native-binding Worker served by imgbind", () => {
   let child;

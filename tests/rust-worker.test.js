@@ -8,7 +8,6 @@
 
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { extname, join, sep } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Miniflare } from "miniflare";
@@ -16,7 +15,7 @@ import sharp from "sharp";
 import { post } from "./support/http.js";
 import { closeTo, imageHeader, isComplete, solidPng } from "./support/images.js";
 import { BACKEND_BIN, REPO_ROOT, WRANGLER_JS, corpusFile } from "./support/paths.js";
-import { Child, startBackend, waitFor } from "./support/processes.js";
+import { Child, freePort, startBackend, waitFor } from "./support/processes.js";
 
 const TEST_TIMEOUT_MS = 60_000;
 const CRATE_DIR = join(REPO_ROOT, "worker-example/rust");
@@ -240,15 +239,6 @@ describe("Rust example Worker (worker-build output in Miniflare) against the img
     assert.match(await usage.text(), /imgbind example Worker \(Rust\)/);
   });
 });
-
-/** A port nobody listens on right now. */
-async function freePort() {
-  const server = createServer();
-  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address();
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 describe("Rust example Worker under wrangler dev, backend over TCP (IMGBIND_URL)", () => {
   let backend;

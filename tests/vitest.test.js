@@ -40,6 +40,8 @@ describe("a Worker project's vitest run with env.IMAGES served by imgbind", () =
     dir = mkdtempSync(join(tmpdir(), "imgbind-vitest-"));
     const app = join(dir, "app");
     cpSync(join(REPO_ROOT, "tests/fixtures/vitest-project"), app, { recursive: true });
+    // The Worker under test is the plain native-binding Worker the run-worker tests use.
+    cpSync(join(REPO_ROOT, "tests/fixtures/native-images-worker/src"), join(app, "src"), { recursive: true });
     writeFileSync(join(app, "package.json"), JSON.stringify({ name: "vitest-images-worker", private: true, type: "module" }, null, 2));
     await run(
       "npm",
