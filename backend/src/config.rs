@@ -122,9 +122,39 @@ pub struct ServeArgs {
     pub header_timeout: Duration,
 
     /// Time allowed to receive a whole request body; a slower upload is answered 9402 and the
-    /// connection closed.
+    /// connection closed. (A body must also keep up --body-min-rate.)
     #[arg(long, visible_alias = "receive-timeout-secs", env = "IMGBIND_BODY_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
     pub body_timeout: Duration,
+
+    /// Least rate, in bytes per second, at which a request body must arrive: a body that brings
+    /// less than this rate × --body-rate-window in any such window is answered 9402 and the
+    /// connection closed (like nginx's `client_body_timeout` and Apache's `MinRate`). At the
+    /// connection cap the slowest upload under this rate is displaced (answered 9522, 503).
+    #[arg(long, env = "IMGBIND_BODY_MIN_RATE", value_name = "BYTES", default_value_t = Config::default().body_min_rate)]
+    pub body_min_rate: u64,
+
+    /// The window over which --body-min-rate is measured.
+    #[arg(long, env = "IMGBIND_BODY_RATE_WINDOW", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub body_rate_window: Duration,
+
+    /// A client that reads nothing of its answer for this long is disconnected, and the memory
+    /// its answer held is freed.
+    #[arg(long, env = "IMGBIND_SEND_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub send_timeout: Duration,
+
+    /// Bytes of memory held for requests at once, across all connections: request bodies being
+    /// received, each running job's estimated working memory (all its decoded sources, draw
+    /// layers included, known from their headers) and answers until they are written. A job
+    /// waits in the queue until it fits (else 9522, 503 with `Retry-After`); one that could never
+    /// fit is answered 9413. `512M`, `4G` or bytes; default: three quarters of the memory this
+    /// machine or its cgroup allows.
+    #[arg(long, env = "IMGBIND_MEMORY_BUDGET", value_name = "BYTES", default_value_t = Config::default().memory_budget, value_parser = parse_bytes)]
+    pub memory_budget: u64,
+
+    /// Of --memory-budget, the most that request bodies being received may hold; a body that
+    /// would pass it is answered 9522 (503 with `Retry-After`). 0: a quarter of --memory-budget.
+    #[arg(long, env = "IMGBIND_UPLOAD_BUDGET", value_name = "BYTES", default_value_t = 0, value_parser = parse_bytes)]
+    pub upload_budget: u64,
 
     /// A keep-alive connection with no request in progress and no new bytes for this long is
     /// closed. (The header timeout also bounds idle time, so the shorter of the two applies.)
@@ -214,6 +244,16 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Time to receive a whole request body.
     pub body_timeout: Duration,
+    /// Least rate a request body must keep up, in bytes per second, over each `body_rate_window`.
+    pub body_min_rate: u64,
+    /// The window `body_min_rate` is measured over.
+    pub body_rate_window: Duration,
+    /// Time a client may read nothing of its answer.
+    pub send_timeout: Duration,
+    /// Bytes held for requests at once (bodies, jobs' working memory, answers): see `budget.rs`.
+    pub memory_budget: u64,
+    /// Of `memory_budget`, the most request bodies being received may hold.
+    pub upload_budget: u64,
     /// Time an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
     /// Connections open at once, over all listeners.
@@ -244,6 +284,11 @@ impl Default for Config {
             queue_timeout: Duration::from_millis(3250),
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(120),
+            body_min_rate: 1024,
+            body_rate_window: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
+            memory_budget: default_memory_budget(),
+            upload_budget: default_memory_budget() / 4,
             idle_timeout: Duration::from_secs(15),
             max_connections: 1024,
             drain_max_bytes: 64 * 1024 * 1024,
@@ -285,6 +330,14 @@ impl ServeArgs {
             queue_timeout: self.queue_timeout,
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
+            body_min_rate: self.body_min_rate,
+            body_rate_window: self.body_rate_window,
+            send_timeout: self.send_timeout,
+            memory_budget: self.memory_budget,
+            upload_budget: match self.upload_budget {
+                0 => self.memory_budget / 4,
+                bytes => bytes.min(self.memory_budget),
+            },
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections as usize,
             drain_max_bytes: self.drain_max_bytes,
@@ -304,6 +357,36 @@ fn parse_font_dir(value: &str) -> Result<PathBuf, String> {
     } else {
         Err(format!("{value} is not a directory"))
     }
+}
+
+/// Three quarters of the memory this machine or its cgroup allows (4 GiB when unknown): the rest
+/// is for the process itself, connections and the allocator (see `docs/OPERATIONS.md`).
+fn default_memory_budget() -> u64 {
+    crate::memory::memory_limit().map_or(4 << 30, |bytes| bytes / 4 * 3)
+}
+
+/// A byte count: `1048576`, or with a binary suffix `512K`, `512M`, `4G` (also `KiB`, `MB`, …:
+/// all powers of 1024).
+fn parse_bytes(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{value:?} is not a size such as 536870912, 512M or 4G"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{value:?}: the unit must be K, M, G or T")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{value:?} is too large"))
 }
 
 fn cores() -> usize {
@@ -465,6 +548,40 @@ mod tests {
         assert_eq!(parse_octal_mode("660").unwrap(), 0o660);
         assert!(parse_octal_mode("999").is_err());
         assert!(parse_octal_mode("7777").is_err());
+    }
+
+    #[test]
+    fn parses_sizes_and_the_budget_flags_reach_the_config() {
+        assert_eq!(parse_bytes("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_bytes("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_bytes("4GiB").unwrap(), 4 << 30);
+        assert!(parse_bytes("12X").is_err());
+        assert!(parse_bytes("M").is_err());
+        let config = serve(&[
+            "--memory-budget",
+            "512M",
+            "--body-min-rate",
+            "2048",
+            "--body-rate-window",
+            "5s",
+            "--send-timeout",
+            "7s",
+        ])
+        .into_config();
+        assert_eq!(config.memory_budget, 512 << 20);
+        assert_eq!(config.upload_budget, 128 << 20, "a quarter by default");
+        assert_eq!(config.body_min_rate, 2048);
+        assert_eq!(config.body_rate_window, Duration::from_secs(5));
+        assert_eq!(config.send_timeout, Duration::from_secs(7));
+        let config = serve(&["--memory-budget", "1G", "--upload-budget", "300M"]).into_config();
+        assert_eq!(config.upload_budget, 300 << 20);
+        // The flags' written defaults are Config::default()'s.
+        let (flags, default) = (serve(&[]).into_config(), Config::default());
+        assert_eq!(flags.body_rate_window, default.body_rate_window);
+        assert_eq!(flags.send_timeout, default.send_timeout);
+        assert_eq!(flags.queue_timeout, default.queue_timeout);
+        assert_eq!(flags.memory_budget, default.memory_budget);
+        assert_eq!(flags.upload_budget, default.upload_budget);
     }
 
     #[test]

@@ -8,8 +8,15 @@
 //!
 //! The cap ([`Connections::admit`]): at `max_connections` open connections, a new connection
 //! displaces the open connection that has waited longest for a request head (an idle keep-alive
-//! connection, or a slow client still sending its head); when every connection is busy with a
-//! request, the new connection is answered 9522 and closed.
+//! connection, or a slow client still sending its head), else the slowest upload running under
+//! `--body-min-rate` (its request is answered 9522 with `Retry-After` and the connection closed);
+//! when every connection is busy with a request at a good pace, the new connection is answered
+//! 9522 (503, `Retry-After`) and closed — through hyper for up to [`MAX_REJECTING`] at once, past
+//! that by a fixed answer written straight to the socket ([`OVERFLOW_ANSWER`]): never a bare
+//! close.
+//!
+//! Each connection also knows when it last wrote a byte while an answer was being written: the
+//! server closes a connection whose client reads nothing for the send timeout.
 
 use std::collections::HashMap;
 use std::io;
@@ -25,8 +32,27 @@ use tokio::sync::Notify;
 use crate::metrics::Metrics;
 use crate::telemetry::RequestMeter;
 
-/// Connections answered 9522 at the cap at once; past this, excess connections are closed at once.
-pub(crate) const MAX_REJECTING: usize = 64;
+/// Connections answered 9522 through hyper at the cap at once; past this, excess connections get
+/// [`OVERFLOW_ANSWER`].
+pub(crate) const MAX_REJECTING: usize = 256;
+
+/// The answer written, before reading anything, to a connection over the cap when
+/// [`MAX_REJECTING`] are being answered already: the same 9522 a refused request gets.
+pub(crate) const OVERFLOW_ANSWER: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: text/plain; charset=utf-8\r\n\
+cf-images-binding: err=9522\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 71\r\n\
+\r\n\
+ERROR 9522: the server has too many connections; try again later (busy)";
+
+/// A new connection that has sent nothing is displaced at the cap only once it has been silent
+/// this long.
+const SILENT_GRACE: Duration = Duration::from_secs(1);
+
+/// An upload is only judged slow once it has run this long.
+const RATE_GRACE: Duration = Duration::from_secs(1);
 
 /// What one connection shares between its socket wrapper, its requests and the accept loop.
 pub(crate) struct Conn {
@@ -35,6 +61,8 @@ pub(crate) struct Conn {
     pub(crate) transport: &'static str,
     /// Answered 9522 and closed: this connection came in over the cap.
     pub(crate) rejecting: bool,
+    /// At least one request was answered on it.
+    served: AtomicBool,
     pub(crate) metrics: Arc<Metrics>,
     /// Requests whose head has been read and whose answer is not yet finished (more than one
     /// only when a client pipelines).
@@ -50,6 +78,16 @@ pub(crate) struct Conn {
     io_open: AtomicBool,
     /// Closes the connection at once (displaced at the cap).
     pub(crate) evict: Notify,
+    /// While a request body is being received: since when, and `read_bytes` then.
+    receiving: Mutex<Option<(Instant, u64)>>,
+    /// Tells the request being received that it was displaced at the cap.
+    pub(crate) displace: Notify,
+    /// Displaced at the cap: its answer closes the connection.
+    displaced: AtomicBool,
+    /// Answers being written (handed to hyper, not yet flushed or abandoned).
+    answering: AtomicUsize,
+    /// When a byte was last written, or an answer last started.
+    last_write: Mutex<Instant>,
 }
 
 impl Conn {
@@ -63,6 +101,7 @@ impl Conn {
             id,
             transport,
             rejecting,
+            served: AtomicBool::new(false),
             metrics,
             in_progress: AtomicUsize::new(0),
             ready_since: Mutex::new(Instant::now()),
@@ -72,7 +111,73 @@ impl Conn {
             pending: Mutex::new(Vec::new()),
             io_open: AtomicBool::new(true),
             evict: Notify::new(),
+            receiving: Mutex::new(None),
+            displace: Notify::new(),
+            displaced: AtomicBool::new(false),
+            answering: AtomicUsize::new(0),
+            last_write: Mutex::new(Instant::now()),
         }
+    }
+
+    /// A request body starts being received (its rate is watched from now).
+    pub(crate) fn receiving_started(&self) {
+        *lock(&self.receiving) = Some((Instant::now(), self.read_bytes.load(Ordering::Acquire)));
+    }
+
+    /// The request body has been received (or given up on).
+    pub(crate) fn receiving_ended(&self) {
+        *lock(&self.receiving) = None;
+    }
+
+    /// Bytes read since `since_bytes`: how much a body brought.
+    pub(crate) fn read_since(&self, since_bytes: u64) -> u64 {
+        self.read_bytes
+            .load(Ordering::Acquire)
+            .saturating_sub(since_bytes)
+    }
+
+    /// An idle keep-alive connection: it has answered a request and read nothing of another (a
+    /// connection closed then owes no answer).
+    pub(crate) fn is_idle_keep_alive(&self) -> bool {
+        self.served.load(Ordering::Acquire) && !self.busy() && self.bytes_read_for_request() == 0
+    }
+
+    /// Displaced at the cap: no longer counted against it, so it must close after this answer.
+    pub(crate) fn was_displaced(&self) -> bool {
+        self.displaced.load(Ordering::Acquire)
+    }
+
+    /// Bytes read on this connection so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.read_bytes.load(Ordering::Acquire)
+    }
+
+    /// The rate, in bytes per second, of the body being received, once it has run
+    /// [`RATE_GRACE`]; `None` otherwise.
+    fn upload_rate(&self) -> Option<f64> {
+        let (since, at) = (*lock(&self.receiving))?;
+        let elapsed = since.elapsed();
+        (elapsed >= RATE_GRACE).then(|| self.read_since(at) as f64 / elapsed.as_secs_f64())
+    }
+
+    /// An answer was handed to hyper: from now on the client must keep reading it.
+    pub(crate) fn answer_started(&self) {
+        *lock(&self.last_write) = Instant::now();
+        self.answering.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// That answer was written in full, or abandoned.
+    pub(crate) fn answer_finished(&self) {
+        self.answering.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How long until an answer being written has had no byte written for `timeout`; `Some(ZERO)`
+    /// when it has (the client stopped reading); `None` with no answer being written.
+    pub(crate) fn send_stall_remaining(&self, timeout: Duration) -> Option<Duration> {
+        if self.answering.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        Some(timeout.saturating_sub(lock(&self.last_write).elapsed()))
     }
 
     /// A request head has been read.
@@ -83,6 +188,7 @@ impl Conn {
     /// The request's answer is finished (written, or abandoned): ready for the next head.
     pub(crate) fn request_finished(&self) {
         let mut ready_since = lock(&self.ready_since);
+        self.served.store(true, Ordering::Release);
         if self.in_progress.fetch_sub(1, Ordering::AcqRel) == 1 {
             *ready_since = Instant::now();
             self.read_at_ready
@@ -118,9 +224,17 @@ impl Conn {
         }
     }
 
-    /// Since when the connection has been waiting for a request head, if it is.
+    /// Since when the connection has been waiting for a request head, if it is and may be
+    /// displaced for it: an idle keep-alive connection or one part-way through a head at once, a
+    /// new one that has sent nothing yet only after [`SILENT_GRACE`] (its request may be on its
+    /// way, not yet read).
     fn waiting_since(&self) -> Option<Instant> {
-        (!self.busy()).then(|| *lock(&self.ready_since))
+        if self.busy() {
+            return None;
+        }
+        let since = *lock(&self.ready_since);
+        let silent = self.read_bytes.load(Ordering::Acquire) == 0;
+        (!silent || since.elapsed() >= SILENT_GRACE).then_some(since)
     }
 
     /// How long until the connection would be idle for `idle`; `None` if it is idle that long
@@ -153,27 +267,39 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// The open connections, for the cap and for waiting on shutdown.
-#[derive(Default)]
 pub(crate) struct Connections {
     open: Mutex<HashMap<u64, Arc<Conn>>>,
     rejecting: AtomicU64,
     next_id: AtomicU64,
     changed: Notify,
+    /// `--body-min-rate`: an upload slower than this may be displaced at the cap.
+    body_min_rate: f64,
 }
 
 /// What [`Connections::admit`] decided.
 pub(crate) enum Admission {
     /// Serve it.
     Admitted(Arc<Conn>),
-    /// Over the cap with every connection busy: answer 9522 and close.
+    /// Over the cap with every connection busy at a good pace: answer 9522 and close.
     Reject(Arc<Conn>),
-    /// Over the cap and already answering too many rejections: close it unanswered.
-    Drop,
+    /// Over the cap and already answering too many rejections: write [`OVERFLOW_ANSWER`], close.
+    Overflow,
 }
 
 impl Connections {
+    /// No connections yet; uploads under `body_min_rate` bytes per second may be displaced.
+    pub(crate) fn new(body_min_rate: u64) -> Connections {
+        Connections {
+            open: Mutex::new(HashMap::new()),
+            rejecting: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+            changed: Notify::new(),
+            body_min_rate: body_min_rate as f64,
+        }
+    }
+
     /// Admits a new connection under the cap of `max` open connections, displacing the one that
-    /// has waited longest for a request head when the cap is reached.
+    /// has waited longest for a request head, else the slowest upload, when the cap is reached.
     pub(crate) fn admit(
         &self,
         max: usize,
@@ -186,26 +312,38 @@ impl Connections {
             let oldest = open
                 .values()
                 .filter_map(|c| c.waiting_since().map(|since| (since, c.id)))
-                .min();
-            match oldest {
-                Some((_, old)) => {
-                    let old = open.remove(&old).expect("listed above");
-                    metrics.connection_rejected(old.transport, "evicted");
-                    old.evict.notify_one();
+                .min()
+                .map(|(_, id)| id);
+            // Else the slowest upload under the least rate.
+            let slowest = open
+                .values()
+                .filter_map(|c| c.upload_rate().map(|rate| (rate, c.id)))
+                .filter(|&(rate, _)| rate < self.body_min_rate)
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, id)| id);
+            if let Some(old) = oldest {
+                let old = open.remove(&old).expect("listed above");
+                metrics.connection_rejected(old.transport, "evicted");
+                old.evict.notify_one();
+            } else if let Some(slow) = slowest {
+                // Its request is answered 9522 and the connection closed (handler.rs); it no
+                // longer counts against the cap.
+                let slow = open.remove(&slow).expect("listed above");
+                metrics.connection_rejected(slow.transport, "displaced");
+                slow.displaced.store(true, Ordering::Release);
+                slow.displace.notify_one();
+            } else {
+                metrics.connection_rejected(transport, "busy");
+                if self.rejecting.fetch_add(1, Ordering::AcqRel) as usize >= MAX_REJECTING {
+                    self.rejecting.fetch_sub(1, Ordering::AcqRel);
+                    return Admission::Overflow;
                 }
-                None => {
-                    metrics.connection_rejected(transport, "busy");
-                    if self.rejecting.fetch_add(1, Ordering::AcqRel) as usize >= MAX_REJECTING {
-                        self.rejecting.fetch_sub(1, Ordering::AcqRel);
-                        return Admission::Drop;
-                    }
-                    return Admission::Reject(Arc::new(Conn::new(
-                        id,
-                        transport,
-                        true,
-                        Arc::clone(metrics),
-                    )));
-                }
+                return Admission::Reject(Arc::new(Conn::new(
+                    id,
+                    transport,
+                    true,
+                    Arc::clone(metrics),
+                )));
             }
         }
         let conn = Arc::new(Conn::new(id, transport, false, Arc::clone(metrics)));
@@ -283,6 +421,9 @@ impl<S: AsyncWrite + Unpin> MeteredIo<S> {
                 self.conn
                     .written_bytes
                     .fetch_add(*n as u64, Ordering::AcqRel);
+                if *n > 0 {
+                    *lock(&self.conn.last_write) = Instant::now();
+                }
             }
             Poll::Ready(Err(_)) => self.conn.failed(),
             Poll::Pending => {}
@@ -328,5 +469,21 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for MeteredIo<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_overflow_answer_is_a_complete_coded_503() {
+        let text = std::str::from_utf8(OVERFLOW_ANSWER).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains("\r\ncf-images-binding: err=9522\r\n"));
+        assert!(head.contains("\r\nretry-after: 1\r\n"));
+        assert!(head.contains(&format!("\r\ncontent-length: {}", body.len())));
+        assert!(body.starts_with("ERROR 9522: "));
     }
 }

@@ -1,5 +1,6 @@
-//! The request flow, top to bottom: route → receive the parts → read the body to its end →
-//! validate → run the engine on the blocking pool → respond.
+//! The request flow, top to bottom: route → receive the parts (bounded in bytes, time, rate and
+//! memory) → read the body to its end → validate → estimate the job's memory → run the engine on
+//! the blocking pool once its memory and a slot are free → respond.
 //!
 //! Every path through here reads the request body to its end (bounded) before its answer is
 //! returned, so an early error cannot be lost to a TCP reset (see `drain.rs`).
@@ -9,6 +10,7 @@
 //! finished once the answer is written or abandoned (`telemetry.rs`).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tracing::Instrument;
 
+use crate::budget::Budget;
 use crate::connection::Conn;
 use crate::drain::{drain, Drained};
 use crate::jobs::{payload_text, Engine, JobGate};
@@ -39,10 +42,14 @@ pub(crate) struct State {
     max_input_bytes: u64,
     engine: Arc<dyn Engine>,
     gate: JobGate,
+    /// Memory for requests (`budget.rs`): bodies, jobs, answers.
+    pub(crate) budget: Budget,
     /// Served on `GET /metrics` when enabled; always kept.
     pub(crate) metrics: Arc<Metrics>,
     metrics_enabled: bool,
     receive_timeout: Duration,
+    body_min_rate: u64,
+    body_rate_window: Duration,
     drain_max_bytes: u64,
     drain_timeout: Duration,
     next_request_id: AtomicU64,
@@ -53,6 +60,11 @@ pub(crate) struct State {
 impl State {
     pub(crate) fn new(config: &Config, engine: Arc<dyn Engine>) -> Self {
         let metrics = Arc::new(Metrics::new());
+        let budget = Budget::new(
+            config.memory_budget,
+            config.upload_budget,
+            metrics.memory_budget_used.clone(),
+        );
         State {
             max_input_bytes: config.limits.max_input_bytes,
             limits: Arc::new(config.limits.clone()),
@@ -62,12 +74,16 @@ impl State {
                 config.queue,
                 config.limits.deadline,
                 config.queue_timeout,
+                budget.clone(),
                 metrics.jobs_queued.clone(),
                 metrics.jobs_running.clone(),
             ),
+            budget,
             metrics,
             metrics_enabled: config.metrics,
             receive_timeout: config.body_timeout,
+            body_min_rate: config.body_min_rate,
+            body_rate_window: config.body_rate_window,
             drain_max_bytes: config.drain_max_bytes,
             drain_timeout: config.drain_timeout,
             next_request_id: AtomicU64::new(1),
@@ -92,6 +108,8 @@ pub(crate) async fn serve(
             .catch_unwind()
             .await;
         let response = match handled {
+            // Displaced at the connection cap: no longer counted against it, so it closes.
+            Ok(response) if conn.was_displaced() => respond::close_connection(response),
             Ok(response) => response,
             Err(payload) => {
                 tracing::error!(panic = %payload_text(payload.as_ref()), "request handler panicked");
@@ -116,8 +134,9 @@ async fn handle(
     let (head, mut body) = request.into_parts();
     let path = head.uri.path();
     if conn.rejecting {
-        // Over the connection cap with every connection busy: say so, and close.
-        let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
+        // Over the connection cap with every connection busy: say so, and close. The body gets
+        // a short moment to be read so the answer is not reset away; a refusal holds no slot long.
+        let drained = drain(&mut body, state.drain_max_bytes, REJECT_DRAIN_TIMEOUT).await;
         let error = Error::new(
             ErrorCode::ProcessingLimit,
             "the server has too many connections; try again later",
@@ -130,9 +149,9 @@ async fn handle(
         (&Method::POST, PATH_TRANSFORM) => {
             // HTTP/1.0 has no chunked encoding: a result of unknown length is sent as one block.
             let may_chunk = head.version >= hyper::Version::HTTP_11;
-            transform(state, &head.headers, &mut body, may_chunk, meter).await
+            transform(state, conn, &head.headers, &mut body, may_chunk, meter).await
         }
-        (&Method::POST, PATH_INFO) => info(state, &head.headers, &mut body, meter).await,
+        (&Method::POST, PATH_INFO) => info(state, conn, &head.headers, &mut body, meter).await,
         (&Method::GET, PATH_HEALTH) => {
             let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
             finish(respond::healthy(), drained)
@@ -167,23 +186,30 @@ async fn handle(
     }
 }
 
+/// How long a connection refused at the cap may take to send the rest of its request.
+const REJECT_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// `POST /transform`.
 async fn transform(
     state: &State,
+    conn: &Conn,
     headers: &HeaderMap,
     body: &mut Incoming,
     may_chunk: bool,
     meter: &mut RequestMeter,
 ) -> Response<Body> {
-    // 1. Receive the parts (streamed; stops at the first bad part or past the byte limit).
+    // 1. Receive the parts (streamed; stops at the first bad part, past the byte limit, past
+    // the uploads' memory budget, or when the body is too slow or displaced at the cap).
     let receiving = Instant::now();
-    let received = tokio::time::timeout(
-        state.receive_timeout,
-        receive::transform_parts(headers, body, state.max_input_bytes),
+    let upload = state.budget.upload();
+    let received = receive_within(
+        state,
+        conn,
+        receive::transform_parts(headers, body, state.max_input_bytes, &upload),
     )
     .await;
     // 2. Read whatever is left of the body before answering, even when the answer is an error.
-    let (received, drained) = after_receive(state, body, received).await;
+    let (received, drained) = after_receive(state, conn, body, received).await;
     meter.add(Phase::Receive, receiving.elapsed());
 
     let result = async {
@@ -207,8 +233,11 @@ async fn transform(
             steps,
             output,
         };
-        // 4. Decode, apply, encode: CPU work on the blocking pool, bounded. The output comes
-        // back through a channel as it is encoded (streaming.rs).
+        // 4. What the job will hold in memory, from its sources' headers (before decoding).
+        let memory = state.engine.memory_needed(&job, &state.limits)?;
+        // 5. Decode, apply, encode: CPU work on the blocking pool, once its memory and a slot
+        // are free. The output comes back through a channel as it is encoded (streaming.rs); its
+        // bytes stay taken from the budget until the answer is written.
         let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let gate = state.gate.clone();
@@ -216,25 +245,30 @@ async fn transform(
         let task = AbortOnDrop(tokio::spawn(async move {
             let sink_tx = tx.clone();
             let outcome = gate
-                .run(move || {
+                .run(memory, move |reservation| {
                     let waited = queued.elapsed();
                     let mut timings = Timings::default();
                     let mut sink = ChannelSink::new(sink_tx);
                     let result = engine.run_into(job, &limits, &mut timings, &mut sink);
+                    // The request's bytes go with the job; the answer keeps what it wrote.
+                    drop(upload);
+                    reservation.shrink_to(sink.written());
                     if result.is_ok() {
                         sink.finish();
                     }
-                    Ok((result, waited, timings))
+                    Ok((result, waited, timings, reservation.clone()))
                 })
                 .await;
             let done = match outcome {
-                Ok((result, waited, timings)) => Done {
+                Ok((result, waited, timings, answer_memory)) => Done {
                     report: Some(JobReport { waited, timings }),
                     result: result.map(|_| ()),
+                    answer_memory: Some(answer_memory),
                 },
                 Err(error) => Done {
                     report: None,
                     result: Err(error),
+                    answer_memory: None,
                 },
             };
             let _ = tx.send(Event::Done(done));
@@ -243,7 +277,7 @@ async fn transform(
     }
     .await;
 
-    // 5. Respond.
+    // 6. Respond.
     finish(answer(result, meter), drained)
 }
 
@@ -326,29 +360,34 @@ async fn respond_to_job(
 /// `POST /info`.
 async fn info(
     state: &State,
+    conn: &Conn,
     headers: &HeaderMap,
     body: &mut Incoming,
     meter: &mut RequestMeter,
 ) -> Response<Body> {
     let receiving = Instant::now();
-    let received = tokio::time::timeout(
-        state.receive_timeout,
-        receive::info_image(headers, body, state.max_input_bytes),
+    let upload = state.budget.upload();
+    let received = receive_within(
+        state,
+        conn,
+        receive::info_image(headers, body, state.max_input_bytes, &upload),
     )
     .await;
-    let (received, drained) = after_receive(state, body, received).await;
+    let (received, drained) = after_receive(state, conn, body, received).await;
     meter.add(Phase::Receive, receiving.elapsed());
 
     let result = async {
         let image = received?;
         let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
         let queued = Instant::now();
+        // Only the header is read: no memory beyond the request's own bytes.
         let (info, waited, reading) = state
             .gate
-            .run(move || {
+            .run(0, move |_| {
                 let waited = queued.elapsed();
                 let reading = Instant::now();
                 let info = engine.info(&image, &limits);
+                drop(upload);
                 Ok((info, waited, reading.elapsed()))
             })
             .await
@@ -363,16 +402,71 @@ async fn info(
     finish(answer(result, meter), drained)
 }
 
-/// Drains the body after receiving — unless receiving itself timed out: a client that slow is not
-/// waited for again; its answer closes the connection.
+/// Runs `receiving` (a body's parts being received) unless the body takes longer than the body
+/// timeout, brings less than `--body-min-rate` in a `--body-rate-window`, or is displaced at the
+/// connection cap: then `Err` with the answer, and the body is not waited for again.
+async fn receive_within<T>(
+    state: &State,
+    conn: &Conn,
+    receiving: impl Future<Output = Result<T, Error>>,
+) -> Result<Result<T, Error>, Error> {
+    conn.receiving_started();
+    let outcome = tokio::select! {
+        received = receiving => Ok(received),
+        () = tokio::time::sleep(state.receive_timeout) => Err(Error::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the request body was not received within {:?}",
+                state.receive_timeout
+            ),
+        )),
+        () = too_slow(conn, state.body_min_rate, state.body_rate_window) => Err(Error::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the request body arrives slower than {} bytes per second",
+                state.body_min_rate
+            ),
+        )),
+        () = conn.displace.notified() => Err(Error::new(
+            ErrorCode::ProcessingLimit,
+            "the server has too many connections and this upload was the slowest; try again later",
+        )
+        .retry_after(1)),
+    };
+    conn.receiving_ended();
+    outcome
+}
+
+/// Completes when a window passes in which the connection read less than `min_rate` bytes per
+/// second.
+async fn too_slow(conn: &Conn, min_rate: u64, window: Duration) {
+    let least = (min_rate as f64 * window.as_secs_f64()) as u64;
+    loop {
+        let at = conn.bytes_read();
+        tokio::time::sleep(window).await;
+        if conn.read_since(at) < least {
+            return;
+        }
+    }
+}
+
+/// Drains the body after receiving — unless receiving was cut off (too slow, displaced): a client
+/// like that is not waited for again; its answer closes the connection. Draining is held to the
+/// least body rate too.
 async fn after_receive<T>(
     state: &State,
+    conn: &Conn,
     body: &mut Incoming,
-    received: Result<Result<T, Error>, tokio::time::error::Elapsed>,
+    received: Result<Result<T, Error>, Error>,
 ) -> (Result<T, Error>, Drained) {
     match received {
         Ok(received) => {
-            let drained = drain(body, state.drain_max_bytes, state.drain_timeout).await;
+            let drained = tokio::select! {
+                drained = drain(body, state.drain_max_bytes, state.drain_timeout) => drained,
+                () = too_slow(conn, state.body_min_rate, state.body_rate_window) => {
+                    Drained::Abandoned { bytes: 0 }
+                }
+            };
             if let Drained::Complete { bytes } = drained {
                 if bytes > 0 {
                     tracing::debug!(bytes, "discarded the rest of the request body");
@@ -380,16 +474,7 @@ async fn after_receive<T>(
             }
             (received, drained)
         }
-        Err(_) => {
-            let error = Error::new(
-                ErrorCode::TooLarge,
-                format!(
-                    "the request body was not received within {:?}",
-                    state.receive_timeout
-                ),
-            );
-            (Err(error), Drained::Abandoned { bytes: 0 })
-        }
+        Err(error) => (Err(error), Drained::Abandoned { bytes: 0 }),
     }
 }
 

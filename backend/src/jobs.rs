@@ -1,17 +1,20 @@
 //! Running CPU-bound engine work off the async threads: a bounded number at once on tokio's
-//! blocking pool, and a queue that admits a job while its expected wait fits the queue timeout
-//! (from the jobs ahead of it and the recent job time), so a burst that can be served in time is
-//! served. Everything else gets a coded answer: an overload (9522, 503 with `Retry-After`), a
-//! panic (9523), the deadline (9529).
+//! blocking pool, each only once its estimated memory fits the memory budget (`budget.rs`), and a
+//! queue that admits a job while its expected wait fits the queue timeout (from the jobs ahead of
+//! it and the recent job time), so a burst that can be served in time is served. Everything else
+//! gets a coded answer: an overload (9522, 503 with `Retry-After`), more memory than the whole
+//! budget (9413: a limit, never worth retrying), a panic (9523), the deadline (9529).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use imgbind_engine::{Encoded, Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::budget::{Budget, Reservation};
 
 /// Engine jobs running in this process; the last one to end gives freed memory back.
 static ACTIVE_JOBS: AtomicUsize = AtomicUsize::new(0);
@@ -57,6 +60,13 @@ pub trait Engine: Send + Sync + 'static {
     }
     /// Describes an image (see `imgbind_engine::info`).
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error>;
+    /// Bytes `job` will hold at its peak, from its sources' headers (see
+    /// `imgbind_engine::memory_needed`); the job runs only once they fit the memory budget.
+    /// Engines that cannot tell ask for nothing.
+    fn memory_needed(&self, job: &Job, limits: &Limits) -> Result<u64, Error> {
+        let _ = (job, limits);
+        Ok(0)
+    }
 }
 
 /// `imgbind-engine`.
@@ -90,6 +100,10 @@ impl Engine for PixelEngine {
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
         imgbind_engine::info(bytes, limits)
     }
+
+    fn memory_needed(&self, job: &Job, limits: &Limits) -> Result<u64, Error> {
+        imgbind_engine::memory_needed(job, limits)
+    }
 }
 
 /// Admission control for engine work (clones share the same slots).
@@ -113,6 +127,8 @@ pub(crate) struct JobGate {
     queued: Gauge,
     /// Jobs running.
     running_jobs: Gauge,
+    /// Memory for requests; a job runs only once its estimate is taken from it.
+    budget: Budget,
 }
 
 /// Holds a gauge one higher while it lives (so a cancelled wait still counts down).
@@ -137,12 +153,13 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 impl JobGate {
     /// A gate running `jobs` at once with at most `queue` more waiting, each for at most
-    /// `queue_timeout`. `queued` and `running` are the gauges it keeps current.
+    /// `queue_timeout`, within `budget`. `queued` and `running` are the gauges it keeps current.
     pub(crate) fn new(
         jobs: usize,
         queue: usize,
         deadline: Duration,
         queue_timeout: Duration,
+        budget: Budget,
         queued: Gauge,
         running: Gauge,
     ) -> Self {
@@ -157,6 +174,7 @@ impl JobGate {
             recent_job_micros: Arc::new(AtomicU64::new(0)),
             queued,
             running_jobs: running,
+            budget,
         }
     }
 
@@ -178,32 +196,66 @@ impl JobGate {
         .retry_after(seconds)
     }
 
-    /// Runs `work` on the blocking pool once a slot is free. Answers 9522 (503, `Retry-After`)
-    /// when the queue is full, when the expected wait or the real one passes the queue timeout;
-    /// 9523 when `work` panics, 9529 when it outlives the deadline.
-    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, Error>
+    /// A place in the queue, for a job that must wait for memory or a slot: refused (9522) when
+    /// the expected wait is past the queue timeout or the queue is full.
+    fn enter_queue(&self) -> Result<Queued, Error> {
+        if self.expected_wait() > self.queue_timeout {
+            return Err(self.overloaded("the expected wait is past the queue timeout"));
+        }
+        let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
+            return Err(self.overloaded("the queue is full"));
+        };
+        Ok(Queued {
+            _admitted: admitted,
+            _gauge: Held::new(&self.queued),
+            _counted: Counted::new(&self.waiting),
+        })
+    }
+
+    /// Runs `work` on the blocking pool once `memory` bytes of the budget (the job's estimate)
+    /// and a slot are free; `work` gets the reservation, to keep the part its answer needs
+    /// ([`Reservation::shrink_to`]). Answers 9413 when `memory` is more than the whole budget;
+    /// 9522 (503, `Retry-After`) when the queue is full, when the expected wait or the real one
+    /// passes the queue timeout; 9523 when `work` panics, 9529 when it outlives the deadline.
+    pub(crate) async fn run<T, F>(&self, memory: u64, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce() -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&Reservation) -> Result<T, Error> + Send + 'static,
     {
+        if memory > self.budget.limit() {
+            return Err(Error::new(
+                ErrorCode::TooManyPixels,
+                format!(
+                    "the request needs about {} MiB of memory; the server's whole budget is {} MiB",
+                    memory >> 20,
+                    self.budget.limit() >> 20
+                ),
+            ));
+        }
+        let until = Instant::now() + self.queue_timeout;
+        let mut queued = None;
+        let reservation = match self.budget.try_reserve(memory) {
+            Some(reservation) => reservation,
+            None => {
+                queued = Some(self.enter_queue()?);
+                self.budget
+                    .take(memory, until)
+                    .await
+                    .ok_or_else(|| self.overloaded("no memory for it within the queue timeout"))?
+            }
+        };
         let running = match Arc::clone(&self.running).try_acquire_owned() {
             // A free slot: no queueing, nothing to estimate.
             Ok(running) => running,
             Err(_) => {
-                if self.expected_wait() > self.queue_timeout {
-                    return Err(self.overloaded("the expected wait is past the queue timeout"));
+                if queued.is_none() {
+                    queued = Some(self.enter_queue()?);
                 }
-                let Ok(admitted) = Arc::clone(&self.admitted).try_acquire_owned() else {
-                    return Err(self.overloaded("the queue is full"));
-                };
-                let _waiting = Held::new(&self.queued);
-                let _counted = Counted::new(&self.waiting);
-                let acquired = tokio::time::timeout(
-                    self.queue_timeout,
+                let acquired = tokio::time::timeout_at(
+                    until.into(),
                     Arc::clone(&self.running).acquire_owned(),
                 )
                 .await;
-                drop(admitted);
                 match acquired {
                     Ok(Ok(running)) => running,
                     Ok(Err(_)) => {
@@ -213,14 +265,17 @@ impl JobGate {
                 }
             }
         };
+        drop(queued);
         let busy = Held::new(&self.running_jobs);
         let recent = Arc::clone(&self.recent_job_micros);
-        // The permits move into the blocking task: a job that outlives its request (deadline)
-        // still holds its slot until it really ends, so the CPU is never oversubscribed.
+        // The permits and the memory move into the blocking task: a job that outlives its request
+        // (deadline) still holds its slot and memory until it really ends, so neither the CPU nor
+        // the budget is ever oversubscribed.
         let task = tokio::task::spawn_blocking(move || {
             ACTIVE_JOBS.fetch_add(1, Ordering::SeqCst);
             let started = std::time::Instant::now();
-            let result = work();
+            let result = work(&reservation);
+            drop(reservation);
             record_job_time(&recent, started.elapsed());
             if ACTIVE_JOBS.fetch_sub(1, Ordering::SeqCst) == 1 {
                 crate::memory::release_free_memory();
@@ -250,6 +305,14 @@ impl JobGate {
             )),
         }
     }
+}
+
+/// A job's place in the queue: the queue permit, the depth gauge and the count the expected wait
+/// is computed from, all given back when it leaves (runs, is refused, or its request goes away).
+struct Queued {
+    _admitted: OwnedSemaphorePermit,
+    _gauge: Held,
+    _counted: Counted,
 }
 
 /// Counts one more in an atomic while it lives (so a cancelled wait still counts down).

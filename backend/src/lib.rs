@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+mod budget;
 mod config;
 mod connection;
 mod drain;
@@ -31,6 +32,7 @@ mod telemetry;
 
 pub use config::{Cli, Command, Config, LogFormat, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};
 pub use jobs::{Engine, PixelEngine};
+pub use memory::memory_limit;
 pub use receive::parse_transform_request;
 pub use server::{shutdown_signal, Server};
 pub use telemetry::init_logging;

@@ -68,6 +68,7 @@ pub(crate) struct Metrics {
     pub(crate) sent_bytes: Family<RouteLabels, Counter>,
     pub(crate) jobs_queued: Gauge,
     pub(crate) jobs_running: Gauge,
+    pub(crate) memory_budget_used: Gauge,
     pub(crate) connections_open: Family<TransportLabels, Gauge>,
     pub(crate) connections_accepted: Family<TransportLabels, Counter>,
     pub(crate) connections_rejected: Family<ConnectionLabels, Counter>,
@@ -130,6 +131,13 @@ impl Metrics {
             "Image jobs running on the blocking pool",
             jobs_running.clone(),
         );
+        let memory_budget_used = Gauge::default();
+        registry.register_with_unit(
+            "memory_budget_used",
+            "Memory held for requests (bodies, running jobs' estimates, answers not yet written), of --memory-budget",
+            prometheus_client::registry::Unit::Bytes,
+            memory_budget_used.clone(),
+        );
         let connections_open = Family::<TransportLabels, Gauge>::default();
         registry.register(
             "connections_open",
@@ -145,13 +153,13 @@ impl Metrics {
         let connections_rejected = Family::<ConnectionLabels, Counter>::default();
         registry.register(
             "connections_rejected",
-            "Connections turned away at the connection cap: reason=busy (a new connection answered 9522 and closed), reason=evicted (an open connection still waiting for a request head closed to make room)",
+            "Connections turned away at the connection cap: reason=busy (a new connection answered 9522 and closed), reason=evicted (an open connection still waiting for a request head closed to make room), reason=displaced (the slowest upload under --body-min-rate answered 9522 and closed to make room)",
             connections_rejected.clone(),
         );
         let connections_closed = Family::<ConnectionLabels, Counter>::default();
         registry.register(
             "connections_closed",
-            "Client connections ended, by reason: done, header_timeout, idle_timeout, evicted, error",
+            "Client connections ended, by reason: done, header_timeout, idle_timeout, send_timeout, evicted, shutdown, error",
             connections_closed.clone(),
         );
         for transport in ["unix", "tcp"] {
@@ -168,6 +176,7 @@ impl Metrics {
             sent_bytes,
             jobs_queued,
             jobs_running,
+            memory_budget_used,
             connections_open,
             connections_accepted,
             connections_rejected,

@@ -9,6 +9,8 @@
 //! The whole body (part content plus framing) is capped at `max_input_bytes` + [`FRAMING_ALLOWANCE`]
 //! and each part's headers at [`MAX_PART_HEADER_BYTES`]: multer buffers a part's headers until
 //! their blank line, so without the cap one endless header line would be held in memory.
+//! Every chunk is also taken from the memory budget's share for uploads as it arrives
+//! (`budget.rs`); a chunk that does not fit is 9522 (503, `Retry-After`).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -26,6 +28,8 @@ use imgbind_wire::protocol::{
     PART_OUTPUT_QUALITY, PART_TEXT_INPUT, PART_TRANSFORMS,
 };
 use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
+
+use crate::budget::Reservation;
 
 /// Bytes a request body may hold beyond `max_input_bytes` for boundaries and part headers.
 pub(crate) const FRAMING_ALLOWANCE: u64 = 1024 * 1024;
@@ -81,7 +85,7 @@ pub fn parse_transform_request(
     max_input_bytes: u64,
 ) -> Result<Job, Error> {
     let stream = futures_util::stream::iter(chunks.into_iter().map(Ok::<_, Infallible>));
-    let received = transform_parts_from(content_type, stream, max_input_bytes)
+    let received = transform_parts_from(content_type, stream, max_input_bytes, None)
         .now_or_never()
         .expect("an in-memory body never waits");
     received?.into_job()
@@ -101,26 +105,34 @@ fn rank(name: &str) -> Option<u8> {
     })
 }
 
-/// Receives a `/transform` request body.
+/// Receives a `/transform` request body, holding its bytes in `upload`.
 pub(crate) async fn transform_parts(
     headers: &HeaderMap,
     body: &mut Incoming,
     max_input_bytes: u64,
+    upload: &Reservation,
 ) -> Result<TransformParts, Error> {
     let stream = BodyDataStream::new(body);
-    transform_parts_from(content_type(headers), stream, max_input_bytes).await
+    transform_parts_from(
+        content_type(headers),
+        stream,
+        max_input_bytes,
+        Some(upload.clone()),
+    )
+    .await
 }
 
 async fn transform_parts_from<'body, S, E>(
     content_type: &str,
     body: S,
     max_input_bytes: u64,
+    upload: Option<Reservation>,
 ) -> Result<TransformParts, Error>
 where
     S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'body,
     E: Into<Box<dyn std::error::Error + Send + Sync>> + 'body,
 {
-    let mut reader = PartReader::new(content_type, body, max_input_bytes)?;
+    let mut reader = PartReader::new(content_type, body, max_input_bytes, upload)?;
     let mut parts = TransformParts::default();
     let mut last_rank = None;
     while let Some(mut field) = reader.next_part().await? {
@@ -164,14 +176,20 @@ where
     Ok(parts)
 }
 
-/// Receives an `/info` request body: its one `image` part.
+/// Receives an `/info` request body: its one `image` part, its bytes held in `upload`.
 pub(crate) async fn info_image(
     headers: &HeaderMap,
     body: &mut Incoming,
     max_input_bytes: u64,
+    upload: &Reservation,
 ) -> Result<Bytes, Error> {
     let stream = BodyDataStream::new(body);
-    let mut reader = PartReader::new(content_type(headers), stream, max_input_bytes)?;
+    let mut reader = PartReader::new(
+        content_type(headers),
+        stream,
+        max_input_bytes,
+        Some(upload.clone()),
+    )?;
     let mut image = None;
     while let Some(mut field) = reader.next_part().await? {
         let name = field.name().unwrap_or_default().to_owned();
@@ -200,7 +218,12 @@ fn content_type(headers: &HeaderMap) -> &str {
 }
 
 impl<'body> PartReader<'body> {
-    fn new<S, E>(content_type: &str, body: S, max_input_bytes: u64) -> Result<Self, Error>
+    fn new<S, E>(
+        content_type: &str,
+        body: S,
+        max_input_bytes: u64,
+        upload: Option<Reservation>,
+    ) -> Result<Self, Error>
     where
         S: Stream<Item = Result<Bytes, E>> + Send + Unpin + 'body,
         E: Into<Box<dyn std::error::Error + Send + Sync>> + 'body,
@@ -216,6 +239,7 @@ impl<'body> PartReader<'body> {
                     inner: body,
                     received: 0,
                     cap: max_input_bytes.saturating_add(FRAMING_ALLOWANCE),
+                    upload,
                 },
                 boundary,
             ),
@@ -278,13 +302,28 @@ fn utf8(name: &str, content: Bytes) -> Result<String, Error> {
         .map_err(|_| Error::invalid(format!("part {name:?} is not UTF-8 text")))
 }
 
-/// The request body, failing once more than `cap` bytes have arrived. multer holds a part's headers
-/// until their end, so this is what bounds memory for a body that is all header.
+/// The request body, failing once more than `cap` bytes have arrived, or once a chunk does not fit
+/// the memory budget's share for uploads. multer holds a part's headers until their end, so this
+/// is what bounds memory for a body that is all header.
 struct CappedBody<S> {
     inner: S,
     received: u64,
     cap: u64,
+    /// Where the body's bytes are taken from the memory budget (none outside the server).
+    upload: Option<Reservation>,
 }
+
+/// The error [`CappedBody`] fails with when the memory budget cannot hold a chunk.
+#[derive(Debug)]
+struct BudgetFull;
+
+impl std::fmt::Display for BudgetFull {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the memory budget for uploads is full")
+    }
+}
+
+impl std::error::Error for BudgetFull {}
 
 /// The error [`CappedBody`] fails with.
 #[derive(Debug)]
@@ -314,6 +353,12 @@ where
                 self.received += chunk.len() as u64;
                 if self.received > self.cap {
                     Poll::Ready(Some(Err(Box::new(BodyTooLarge))))
+                } else if self
+                    .upload
+                    .as_ref()
+                    .is_some_and(|upload| !upload.try_grow(chunk.len() as u64))
+                {
+                    Poll::Ready(Some(Err(Box::new(BudgetFull))))
                 } else {
                     Poll::Ready(Some(Ok(chunk)))
                 }
@@ -334,6 +379,10 @@ fn multipart_error(error: multer::Error, max_input_bytes: u64) -> Error {
             format!(
                 "the request body is larger than {max_input_bytes} bytes of input plus {FRAMING_ALLOWANCE} of multipart framing"
             ),
+        ),
+        multer::Error::StreamReadFailed(cause) if cause.is::<BudgetFull>() => Error::new(
+            ErrorCode::ProcessingLimit,
+            "the server holds too many uploads at once; try again later",
         ),
         multer::Error::StreamReadFailed(cause) => Error::new(
             ErrorCode::TooLarge,

@@ -7,7 +7,9 @@
 //!   connection is closed without an answer. It also bounds how long an idle connection lives.
 //! - idle timeout: a connection with no request in progress and no bytes of a new one for this
 //!   long is closed (hyper's graceful close of an idle connection).
-//! - body timeout: in the handler (receiving a body; 9402 and close).
+//! - body timeout and least body rate: in the handler (receiving a body; 9402 and close).
+//! - send timeout: a connection writing an answer whose client reads nothing for this long is
+//!   closed (the answer's memory goes back to the budget).
 //! - cap: see [`Connections::admit`].
 
 use std::future::Future;
@@ -21,11 +23,11 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 
-use crate::connection::{Admission, Conn, Connections, MeteredIo};
+use crate::connection::{Admission, Conn, Connections, MeteredIo, OVERFLOW_ANSWER};
 use crate::handler::{self, State};
 use crate::jobs::{Engine, PixelEngine};
 use crate::Config;
@@ -40,6 +42,8 @@ pub struct Server {
     shutdown_timeout: Duration,
     shutdown_delay: Duration,
     idle_timeout: Duration,
+    send_timeout: Duration,
+    body_min_rate: u64,
     max_connections: usize,
 }
 
@@ -85,6 +89,8 @@ impl Server {
             shutdown_timeout: config.shutdown_timeout,
             shutdown_delay: config.shutdown_delay,
             idle_timeout: config.idle_timeout,
+            send_timeout: config.send_timeout,
+            body_min_rate: config.body_min_rate,
             max_connections: config.max_connections.max(1),
         })
     }
@@ -111,6 +117,8 @@ impl Server {
             shutdown_timeout,
             shutdown_delay,
             idle_timeout,
+            send_timeout,
+            body_min_rate,
             max_connections,
         } = self;
         if let Some(addr) = tcp.as_ref().and_then(|l| l.local_addr().ok()) {
@@ -121,11 +129,13 @@ impl Server {
         }
 
         let (stop, stopping) = watch::channel(false);
+        let trimmer = crate::memory::spawn_trimmer(state.budget.clone());
         let context = Arc::new(ConnContext {
             state,
             http1,
             idle_timeout,
-            connections: Connections::default(),
+            send_timeout,
+            connections: Connections::new(body_min_rate),
             stopping,
         });
         let mut shutdown = std::pin::pin!(shutdown);
@@ -176,6 +186,7 @@ impl Server {
                 tracing::warn!(timeout_secs = shutdown_timeout.as_secs(), "shutdown timeout; dropping remaining connections");
             }
         }
+        trimmer.abort();
         Ok(())
     }
 }
@@ -185,6 +196,7 @@ struct ConnContext {
     state: Arc<State>,
     http1: http1::Builder,
     idle_timeout: Duration,
+    send_timeout: Duration,
     connections: Connections,
     /// Becomes `true` on shutdown.
     stopping: watch::Receiver<bool>,
@@ -204,9 +216,12 @@ where
         Admission::Admitted(conn) | Admission::Reject(conn) => {
             serve_connection(Arc::clone(context), conn, stream);
         }
-        Admission::Drop => {
-            tracing::debug!(transport, "over the connection cap; closed unanswered");
-            drop(stream);
+        Admission::Overflow => {
+            tracing::debug!(
+                transport,
+                "over the connection cap; answered 9522 without reading"
+            );
+            tokio::spawn(overflow(stream));
         }
     }
 }
@@ -234,13 +249,12 @@ where
         if conn.rejecting {
             http1.keep_alive(false);
         }
-        let connection = http1.serve_connection(TokioIo::new(io), service);
-        let mut connection = std::pin::pin!(connection);
+        let mut connection = http1.serve_connection(TokioIo::new(io), service);
         let mut stopping = context.stopping.clone();
         let mut closing: Option<&'static str> = None;
         let reason = loop {
             tokio::select! {
-                result = connection.as_mut() => break match result {
+                result = &mut connection => break match result {
                     Ok(()) => closing.unwrap_or("done"),
                     Err(error) if error.is_timeout() => "header_timeout",
                     Err(error) => {
@@ -252,20 +266,66 @@ where
                 changed = stopping.changed(), if closing.is_none() => {
                     if changed.is_err() || *stopping.borrow() {
                         // Finish the request in progress, if any, then close.
-                        connection.as_mut().graceful_shutdown();
+                        std::pin::Pin::new(&mut connection).graceful_shutdown();
                         closing = Some("shutdown");
                     }
                 }
+                () = send_stalled(&conn, context.send_timeout) => break "send_timeout",
                 () = idle(&conn, context.idle_timeout), if closing.is_none() => {
-                    connection.as_mut().graceful_shutdown();
+                    std::pin::Pin::new(&mut connection).graceful_shutdown();
                     closing = Some("idle_timeout");
                 }
             }
         };
+        if reason == "evicted" && !conn.is_idle_keep_alive() {
+            // Displaced at the cap before its request was read: it still gets a complete 503.
+            let io = connection.into_parts().io.into_inner();
+            overflow(io).await;
+        }
         metrics.connection_closed(conn.transport, reason);
         open.dec();
         context.connections.remove(&conn);
     });
+}
+
+/// Completes once an answer on `conn` has had no byte written for `timeout`: its client stopped
+/// reading.
+async fn send_stalled(conn: &Conn, timeout: Duration) {
+    loop {
+        match conn.send_stall_remaining(timeout) {
+            Some(Duration::ZERO) => return,
+            Some(wait) => tokio::time::sleep(wait).await,
+            // Nothing being written: look again later.
+            None => tokio::time::sleep(timeout).await,
+        }
+    }
+}
+
+/// Time given to a connection over the cap to take its fixed answer, and then to finish sending
+/// (its bytes are read and discarded, so closing does not reset the answer away).
+const OVERFLOW_LINGER: Duration = Duration::from_secs(1);
+
+/// Answers a connection over the cap (or displaced from it before its request was read) with
+/// [`OVERFLOW_ANSWER`] without reading its request, then discards what it sends for a moment
+/// before closing.
+async fn overflow<S>(mut stream: S)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let answered = async {
+        stream.write_all(OVERFLOW_ANSWER).await?;
+        stream.shutdown().await
+    };
+    if matches!(
+        tokio::time::timeout(OVERFLOW_LINGER, answered).await,
+        Ok(Ok(()))
+    ) {
+        let mut discard = [0u8; 4096];
+        let _ = tokio::time::timeout(OVERFLOW_LINGER, async {
+            while matches!(stream.read(&mut discard).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    }
 }
 
 /// Completes once `conn` has been idle (no request in progress, no bytes of a new one) for

@@ -22,6 +22,8 @@ use imgbind_wire::{Error, ErrorCode};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
 
+use crate::budget::Reservation;
+
 /// Chunks are coalesced to at least this many bytes before they are handed over.
 pub(crate) const CHUNK: usize = 64 * 1024;
 
@@ -34,11 +36,13 @@ pub(crate) struct JobReport {
     pub(crate) timings: Timings,
 }
 
-/// The end of a job: its report when it ran, and whether it succeeded.
+/// The end of a job: its report when it ran, whether it succeeded, and the memory its answer
+/// holds until it is written (the request's meter keeps it).
 #[derive(Debug)]
 pub(crate) struct Done {
     pub(crate) report: Option<JobReport>,
     pub(crate) result: Result<(), Error>,
+    pub(crate) answer_memory: Option<Reservation>,
 }
 
 /// What the job's task sends, in this order: `Head`, any `Chunk`s, one `Tail` (the engine
@@ -55,6 +59,8 @@ pub(crate) enum Event {
 pub(crate) struct ChannelSink {
     tx: UnboundedSender<Event>,
     buffer: Vec<u8>,
+    /// Bytes of output written so far.
+    written: u64,
 }
 
 fn gone() -> std::io::Error {
@@ -66,7 +72,13 @@ impl ChannelSink {
         ChannelSink {
             tx,
             buffer: Vec::new(),
+            written: 0,
         }
+    }
+
+    /// Bytes of output written so far: what the answer holds once the job ends.
+    pub(crate) fn written(&self) -> u64 {
+        self.written
     }
 
     fn send(&self, event: Event) -> std::io::Result<()> {
@@ -89,6 +101,7 @@ impl OutputSink for ChannelSink {
         if self.tx.is_closed() {
             return Err(gone());
         }
+        self.written += bytes.len() as u64;
         if self.buffer.capacity() == 0 {
             self.buffer.try_reserve(CHUNK.max(bytes.len()))?;
         }
@@ -103,6 +116,7 @@ impl OutputSink for ChannelSink {
     fn write_owned(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
         if self.buffer.is_empty() && bytes.len() >= CHUNK {
             // Already big enough: handed over as it is, without a copy.
+            self.written += bytes.len() as u64;
             self.send(Event::Chunk(Bytes::from(bytes)))
         } else {
             self.write(&bytes)
@@ -224,6 +238,7 @@ impl hyper::body::Body for StreamedBody {
                     this.done = Some(Done {
                         report: done.report,
                         result: outcome.clone(),
+                        answer_memory: done.answer_memory,
                     });
                     return match outcome {
                         Ok(()) => {

@@ -16,6 +16,7 @@ use hyper::body::{Body as _, Frame, SizeHint};
 use hyper::{Method, Response};
 use imgbind_wire::OutputOptions;
 
+use crate::budget::Reservation;
 use crate::config::LogFormat;
 use crate::connection::Conn;
 use crate::metrics::{PhaseLabels, RequestLabels, RouteLabels};
@@ -82,6 +83,9 @@ pub(crate) struct RequestMeter {
     /// HEAD: hyper sends no body, so not polling it is not an abort.
     bodyless: bool,
     delivered: bool,
+    /// Memory the answer holds (`budget.rs`), returned when the meter finishes: once the answer
+    /// is written in full or abandoned.
+    answer_memory: Option<Reservation>,
 }
 
 impl RequestMeter {
@@ -110,6 +114,7 @@ impl RequestMeter {
             body_bytes: 0,
             bodyless: *method == Method::HEAD,
             delivered: false,
+            answer_memory: None,
         }
     }
 
@@ -156,6 +161,7 @@ impl RequestMeter {
         self.body_bytes = response.body().size_hint().exact().unwrap_or(0);
         self.bytes_in = Some(self.conn.bytes_read_for_request());
         self.answered = Some((Instant::now(), self.conn.bytes_written()));
+        self.conn.answer_started();
         response.map(|body| MeteredBody {
             inner: body,
             meter: Some(self),
@@ -171,6 +177,9 @@ impl RequestMeter {
     /// The engine job's phases and outcome (engine errors are recorded, gate errors were too
     /// when they came before the answer).
     pub(crate) fn job_ended(&mut self, done: &Done) {
+        if let Some(memory) = &done.answer_memory {
+            self.answer_memory = Some(memory.clone());
+        }
         if let Some(report) = done.report {
             self.add(Phase::Queue, report.waited);
             // Only the phases the job reached (a job refused while decoding never encodes).
@@ -200,6 +209,7 @@ impl Drop for RequestMeter {
         if let Some((at, written)) = self.answered {
             self.add(Phase::Send, at.elapsed());
             bytes_out = self.conn.bytes_written().saturating_sub(written);
+            self.conn.answer_finished();
         }
         self.conn.request_finished();
 

@@ -151,7 +151,7 @@ async fn frame_limits_answer_their_codes() {
             &anim_body(&gif, "[]", mime, None),
         )
         .await;
-        assert_error(&response, 503, 9522);
+        assert_error(&response, 413, 9413);
         assert!(response.text().contains("at most 3"), "{}", response.text());
     }
     server.stop().await.unwrap();

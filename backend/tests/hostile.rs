@@ -148,7 +148,7 @@ async fn hostile_images_get_their_codes_and_memory_stays_bounded() {
             .await;
     }
 
-    // Thousands of animation frames: refused while scanning the container (9522).
+    // Thousands of animation frames: refused while scanning the container (9413).
     let gif = hostile_inputs::many_frame_gif(5000);
     for format in ["image/gif", "image/png"] {
         let body = transform_body(&gif, "[]", format);
@@ -158,8 +158,8 @@ async fn hostile_images_get_their_codes_and_memory_stays_bounded() {
                 "/transform",
                 ct,
                 &body,
-                503,
-                9522,
+                413,
+                9413,
             )
             .await;
     }
@@ -486,7 +486,7 @@ async fn malformed_requests_and_bad_options_get_their_codes() {
             .await;
     }
 
-    // Draw trees: 101 layers is one past the limit (9522); a chain 100 deep is within it.
+    // Draw trees: 101 layers is one past the limit (9413); a chain 100 deep is within it.
     let tiny = hostile_inputs::many_frame_gif(1);
     let draws = |count: usize, chain: bool| {
         let mut parts = vec![file("image", &png)];
@@ -513,8 +513,8 @@ async fn malformed_requests_and_bad_options_get_their_codes() {
             "/transform",
             ct,
             &draws(101, false),
-            503,
-            9522,
+            413,
+            9413,
         )
         .await;
     let chain = backend

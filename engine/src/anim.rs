@@ -66,7 +66,7 @@ fn encode_error(what: &str, detail: impl std::fmt::Display) -> Error {
 }
 
 /// Reads frame count, canvas and loop count of a GIF (any GIF) or an animated WebP; `None` for
-/// every other input. GIF: the scan stops with 9522 as soon as the count passes `max_frames`, so a
+/// every other input. GIF: the scan stops with 9413 as soon as the count passes `max_frames`, so a
 /// file of millions of tiny frames costs no more than reading it.
 pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Option<Probe>, Error> {
     match format {
@@ -109,7 +109,7 @@ fn scan_gif(bytes: &[u8], limits: &Limits) -> Result<Probe, Error> {
         frames += 1;
         if frames > limits.max_frames {
             return Err(Error::new(
-                ErrorCode::ProcessingLimit,
+                ErrorCode::TooManyPixels,
                 format!(
                     "Animation has more than {} frames; at most {} are allowed",
                     limits.max_frames, limits.max_frames
@@ -357,7 +357,7 @@ pub(crate) fn run(
                 let total = u64::from(probe.frames) * u64::from(img.width) * u64::from(img.height);
                 if total > limits.max_animation_pixels {
                     return Err(Error::new(
-                        ErrorCode::ProcessingLimit,
+                        ErrorCode::TooManyPixels,
                         format!(
                             "The result would be {} frames of {}x{} ({total} pixels in all); \
                              at most {} are allowed",
@@ -523,7 +523,7 @@ fn encode_gif(
     let fail = |e| encode_error("GIF", e);
     let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
         return Err(Error::new(
-            ErrorCode::ProcessingLimit,
+            ErrorCode::TooManyPixels,
             format!("GIF cannot be larger than 65535x65535 (image is {width}x{height})"),
         ));
     };
@@ -622,7 +622,7 @@ fn encode_webp(
 ) -> Result<Vec<u8>, Error> {
     if width > 16_383 || height > 16_383 {
         return Err(Error::new(
-            ErrorCode::ProcessingLimit,
+            ErrorCode::TooManyPixels,
             format!("WebP cannot be larger than 16383x16383 (image is {width}x{height})"),
         ));
     }

@@ -223,7 +223,7 @@ fn raw(
 fn webp(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
     if img.width > 16_383 || img.height > 16_383 {
         return Err(Error::new(
-            ErrorCode::ProcessingLimit,
+            ErrorCode::TooManyPixels,
             format!(
                 "WebP cannot be larger than 16383x16383 (image is {}x{})",
                 img.width, img.height

@@ -23,6 +23,7 @@
 mod anim;
 mod avif;
 mod composite;
+mod cost;
 mod decode;
 mod encode;
 mod filters;
@@ -44,6 +45,7 @@ use std::time::{Duration, Instant};
 
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rotate, Step, TransformStep};
 
+pub use cost::{memory_needed, TEXT_SOURCE_BYTES};
 pub use info::info;
 pub use limits::Limits;
 pub use output::{OutputHead, OutputSink, VecSink};
@@ -163,7 +165,7 @@ pub fn run_into(
         .count();
     if draws as u64 > u64::from(limits.max_draw_layers) {
         return Err(Error::new(
-            ErrorCode::ProcessingLimit,
+            ErrorCode::TooManyPixels,
             format!(
                 "{draws} draws; at most {} are allowed",
                 limits.max_draw_layers

@@ -16,16 +16,16 @@ pub struct Limits {
     pub max_pixels: u64,
     /// Longest side of one decoded image. Default 12 000 px. Exceeding it is 9413.
     pub max_side: u32,
-    /// Frames in one animated input. Default 1 000. Exceeding it is 9522. Checked from the
+    /// Frames in one animated input. Default 1 000. Exceeding it is 9413. Checked from the
     /// container (GIF block scan, WebP chunk index) before any frame is decoded.
     pub max_frames: u32,
     /// Frame-pixels of one animated input (canvas width × height × frames), and of the animation a
     /// job produces. Default 100 000 000: Cloudflare's documented "100 MP summed over all frames".
-    /// Exceeding it is 9413 for an input, 9522 for a result. Checked before any frame is decoded.
+    /// Exceeding it is 9413, for an input or a result. Checked before any frame is decoded.
     pub max_animation_pixels: u64,
-    /// Draw steps in one request. Default 100. Exceeding it is 9522.
+    /// Draw steps in one request. Default 100. Exceeding it is 9413.
     pub max_draw_layers: u32,
-    /// Pixels of any image the steps create (resize, pad, border). Default 100 000 000. Exceeding it is 9522.
+    /// Pixels of any image the steps create (resize, pad, border). Default 100 000 000. Exceeding it is 9413.
     pub max_output_pixels: u64,
     /// Wall-clock budget for one job, checked between steps. Default 6.5 s (Cloudflare's). Exceeding it is 9529.
     pub deadline: Duration,
@@ -105,11 +105,11 @@ impl Limits {
         Ok(())
     }
 
-    /// Checks the size of an image a step is about to create (9522 when too large).
+    /// Checks the size of an image a step is about to create (9413 when too large).
     pub fn check_output(&self, width: u32, height: u32) -> Result<(), Error> {
         if u64::from(width) * u64::from(height) > self.max_output_pixels {
             return Err(Error::new(
-                ErrorCode::ProcessingLimit,
+                ErrorCode::TooManyPixels,
                 format!(
                     "The result would be {width}x{height}; at most {} pixels are allowed",
                     self.max_output_pixels
@@ -120,11 +120,11 @@ impl Limits {
     }
 
     /// Checks an animated input from its container, before any frame is decoded: frame count
-    /// (9522) and frames × canvas pixels (9413).
+    /// and frames × canvas pixels (both 9413).
     pub fn check_animation(&self, frames: u32, width: u32, height: u32) -> Result<(), Error> {
         if frames > self.max_frames {
             return Err(Error::new(
-                ErrorCode::ProcessingLimit,
+                ErrorCode::TooManyPixels,
                 format!(
                     "Animation has {frames} frames; at most {} are allowed",
                     self.max_frames
@@ -182,12 +182,12 @@ mod tests {
         );
         assert_eq!(
             l.check_output(20_000, 20_000).unwrap_err().code(),
-            ErrorCode::ProcessingLimit
+            ErrorCode::TooManyPixels
         );
         assert!(l.check_animation(1_000, 100, 1_000).is_ok());
         assert_eq!(
             l.check_animation(1_001, 1, 1).unwrap_err().code(),
-            ErrorCode::ProcessingLimit
+            ErrorCode::TooManyPixels
         );
         assert_eq!(
             l.check_animation(1_000, 100, 1_001).unwrap_err().code(),

@@ -30,12 +30,12 @@ pub(crate) fn try_alloc(len: usize) -> Result<Vec<u8>, Error> {
     Ok(v)
 }
 
-/// Bytes for a `width`×`height` image with `channels`, or 9522 if that overflows.
+/// Bytes for a `width`×`height` image with `channels`, or 9413 if that overflows.
 pub(crate) fn buffer_len(width: u32, height: u32, channels: usize) -> Result<usize, Error> {
     (width as usize)
         .checked_mul(height as usize)
         .and_then(|n| n.checked_mul(channels))
-        .ok_or_else(|| Error::new(ErrorCode::ProcessingLimit, "Image size overflows memory"))
+        .ok_or_else(|| Error::new(ErrorCode::TooManyPixels, "Image size overflows memory"))
 }
 
 impl Raster {

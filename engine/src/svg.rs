@@ -65,7 +65,7 @@ pub(crate) fn rasterise(bytes: &[u8]) -> Result<Raster, Error> {
     drop(try_alloc(buffer_len(width, height, 4)?)?);
     let mut pixmap = tiny_skia::Pixmap::new(width, height).ok_or_else(|| {
         Error::new(
-            ErrorCode::ProcessingLimit,
+            ErrorCode::TooManyPixels,
             format!("SVG canvas {width}x{height} cannot be allocated"),
         )
     })?;

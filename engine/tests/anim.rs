@@ -469,7 +469,7 @@ fn frame_limits_refuse_before_decoding() {
     // input is still an animation over the limit.
     for format in [OutputFormat::Gif, OutputFormat::Webp, OutputFormat::Png] {
         let (code, message) = error(&[&src], out(format), &three_frames);
-        assert_eq!(code, ErrorCode::ProcessingLimit, "{format:?}: {message}");
+        assert_eq!(code, ErrorCode::TooManyPixels, "{format:?}: {message}");
         assert!(message.contains("at most 3"), "{message}");
     }
     // 5 frames × 40×12 = 2400 frame-pixels.
@@ -485,7 +485,7 @@ fn frame_limits_refuse_before_decoding() {
         ..Limits::default()
     };
     assert!(run(job(&[&src], "[]", out(OutputFormat::Gif)), &exact).is_ok());
-    // The result is bounded too: enlarging every frame past the budget is 9522.
+    // The result is bounded too: enlarging every frame past the budget is 9413.
     let e = run(
         job(
             &[&src],
@@ -498,12 +498,12 @@ fn frame_limits_refuse_before_decoding() {
         },
     )
     .unwrap_err();
-    assert_eq!(e.code(), ErrorCode::ProcessingLimit, "{}", e.message());
+    assert_eq!(e.code(), ErrorCode::TooManyPixels, "{}", e.message());
 
     // The same limits apply to animated WebP, read from its chunk index.
     let webp = Bytes::from(run_ok(&[&src], "[]", out(OutputFormat::Webp)).bytes);
     let (code, _) = error(&[&webp], out(OutputFormat::Webp), &three_frames);
-    assert_eq!(code, ErrorCode::ProcessingLimit);
+    assert_eq!(code, ErrorCode::TooManyPixels);
     let (code, _) = error(&[&webp], out(OutputFormat::Png), &small);
     assert_eq!(code, ErrorCode::TooManyPixels);
 }
@@ -534,7 +534,7 @@ fn thousands_of_tiny_frames_are_refused_by_the_scan() {
             src.len(),
             started.elapsed()
         );
-        assert_eq!(code, ErrorCode::ProcessingLimit, "{message}");
+        assert_eq!(code, ErrorCode::TooManyPixels, "{message}");
         assert!(message.contains("at most 1000"), "{message}");
     }
     // Under the limit, every frame is kept.

@@ -295,7 +295,7 @@ fn limits_are_enforced() {
         &Limits::default(),
     )
     .unwrap_err();
-    assert_eq!(err.code(), ErrorCode::ProcessingLimit);
+    assert_eq!(err.code(), ErrorCode::TooManyPixels);
     let instant = Limits {
         deadline: std::time::Duration::ZERO,
         ..Limits::default()

@@ -242,7 +242,7 @@ fn a_gif_with_thousands_of_frames_is_a_processing_limit() {
         };
         assert_eq!(
             run(job, &limits).unwrap_err().code(),
-            ErrorCode::ProcessingLimit,
+            ErrorCode::TooManyPixels,
             "{output:?}"
         );
     }

@@ -13,11 +13,14 @@ pub enum ErrorCode {
     TooLarge,
     /// 9412: the input is not an image (or is corrupt beyond decoding).
     NotAnImage,
-    /// 9413: the image has too many pixels or too long a side.
+    /// 9413: the request is over a size limit: an image with too many pixels or too long a side,
+    /// a result too large, too many frames or draw layers, or more memory than the server's whole
+    /// budget. It will always fail on this server: never retried (no `Retry-After`).
     TooManyPixels,
     /// 9520: the format is recognised but not supported (for this operation).
     UnsupportedFormat,
-    /// 9522: a processing limit was exceeded (layers, frames, output size, overload).
+    /// 9522: the server cannot take the request now (overload: job queue, memory budget,
+    /// connection cap; or memory short during the job). Always 503 with `Retry-After`.
     ProcessingLimit,
     /// 9523: internal error.
     Internal,
@@ -103,16 +106,20 @@ impl Error {
         }
     }
 
-    /// This error, marked as a temporary refusal worth retrying after `seconds` (at least 1):
-    /// the server answers it with `Retry-After`. Errors without it must not be retried as they are.
+    /// When a retry of this overload (9522) may succeed, in seconds (at least 1): the server
+    /// answers it with `Retry-After`. Ignored for every other code: only an overload is retried.
     pub fn retry_after(mut self, seconds: u32) -> Self {
         self.retry_after = Some(seconds.max(1));
         self
     }
 
-    /// Seconds after which a retry may succeed, for an overload; `None` for every other error.
+    /// Seconds after which a retry may succeed: for an overload (every 9522, 1 s unless the
+    /// refusal said when); `None` for every other error, which will fail the same way again.
     pub fn retry_after_seconds(&self) -> Option<u32> {
-        self.retry_after
+        match self.code {
+            ErrorCode::ProcessingLimit => Some(self.retry_after.unwrap_or(1)),
+            _ => None,
+        }
     }
 
     /// 9401 with a message.
@@ -162,6 +169,23 @@ mod tests {
         let mut numbers: Vec<u16> = ErrorCode::ALL.iter().map(|c| c.as_u16()).collect();
         numbers.dedup();
         assert_eq!(numbers.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn only_an_overload_invites_a_retry() {
+        for code in ErrorCode::ALL {
+            let error = Error::new(code, "x").retry_after(7);
+            let expected = (code == ErrorCode::ProcessingLimit).then_some(7);
+            assert_eq!(error.retry_after_seconds(), expected, "{code}");
+            assert_eq!(
+                code == ErrorCode::ProcessingLimit,
+                code.http_status() == 503
+            );
+        }
+        assert_eq!(
+            Error::new(ErrorCode::ProcessingLimit, "busy").retry_after_seconds(),
+            Some(1)
+        );
     }
 
     #[test]

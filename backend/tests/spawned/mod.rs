@@ -167,3 +167,21 @@ pub fn good_png() -> Vec<u8> {
     image.write_to(&mut out, ImageFormat::Png).unwrap();
     out.into_inner()
 }
+
+/// A 10 000 × 10 000 grey PNG with a gradient (100 MP, compresses to well under 1 MB).
+pub fn hundred_megapixel_png() -> Vec<u8> {
+    use image::ImageEncoder;
+    let (width, height) = (10_000u32, 10_000u32);
+    let pixels: Vec<u8> = (0..height)
+        .flat_map(|y| (0..width).map(move |x| ((x / 40 + y / 40) % 256) as u8))
+        .collect();
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new_with_quality(
+        &mut out,
+        image::codecs::png::CompressionType::Fast,
+        image::codecs::png::FilterType::Sub,
+    )
+    .write_image(&pixels, width, height, image::ExtendedColorType::L8)
+    .unwrap();
+    out
+}
