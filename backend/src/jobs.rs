@@ -121,8 +121,8 @@ pub(crate) struct JobGate {
     jobs: usize,
     /// Jobs admitted and not yet running.
     waiting: Arc<AtomicUsize>,
-    /// Recent time one job takes, in microseconds (a moving average; 0 before the first job).
-    recent_job_micros: Arc<AtomicU64>,
+    /// Recent time one job takes (a moving average that forgets itself when stale).
+    recent: Arc<RecentJobTime>,
     /// Jobs admitted and waiting for a running slot (the queue depth).
     queued: Gauge,
     /// Jobs running.
@@ -171,7 +171,7 @@ impl JobGate {
             queue_timeout,
             jobs,
             waiting: Arc::new(AtomicUsize::new(0)),
-            recent_job_micros: Arc::new(AtomicU64::new(0)),
+            recent: Arc::new(RecentJobTime::new(queue_timeout)),
             queued,
             running_jobs: running,
             budget,
@@ -182,7 +182,7 @@ impl JobGate {
     /// the recent job time.
     fn expected_wait(&self) -> Duration {
         let ahead = self.waiting.load(Ordering::Relaxed) as u64;
-        let per_job = self.recent_job_micros.load(Ordering::Relaxed);
+        let per_job = self.recent.get().as_micros() as u64;
         Duration::from_micros((ahead + 1) * per_job / self.jobs as u64)
     }
 
@@ -222,13 +222,13 @@ impl JobGate {
         T: Send + 'static,
         F: FnOnce(&Reservation) -> Result<T, Error> + Send + 'static,
     {
-        if memory > self.budget.limit() {
+        if memory > self.budget.work_limit() {
             return Err(Error::new(
                 ErrorCode::TooManyPixels,
                 format!(
-                    "the request needs about {} MiB of memory; the server's whole budget is {} MiB",
+                    "the request needs about {} MiB of memory; the server's memory budget for jobs is {} MiB",
                     memory >> 20,
-                    self.budget.limit() >> 20
+                    self.budget.work_limit() >> 20
                 ),
             ));
         }
@@ -267,7 +267,7 @@ impl JobGate {
         };
         drop(queued);
         let busy = Held::new(&self.running_jobs);
-        let recent = Arc::clone(&self.recent_job_micros);
+        let recent = Arc::clone(&self.recent);
         // The permits and the memory move into the blocking task: a job that outlives its request
         // (deadline) still holds its slot and memory until it really ends, so neither the CPU nor
         // the budget is ever oversubscribed.
@@ -276,7 +276,7 @@ impl JobGate {
             let started = std::time::Instant::now();
             let result = work(&reservation);
             drop(reservation);
-            record_job_time(&recent, started.elapsed());
+            recent.record(started.elapsed());
             if ACTIVE_JOBS.fetch_sub(1, Ordering::SeqCst) == 1 {
                 crate::memory::release_free_memory();
             }
@@ -331,16 +331,85 @@ impl Drop for Counted {
     }
 }
 
-/// Folds one job's time into the moving average (weight 1/4 for the newest).
-fn record_job_time(recent: &AtomicU64, took: Duration) {
-    let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
-    let _ = recent.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
-        Some(if old == 0 {
-            sample
-        } else {
-            (old * 3 + sample) / 4
-        })
-    });
+/// The recent time one job takes: a moving average (weight 1/4 for the newest job) that counts
+/// only while it is recent. An average last fed longer ago than `stale_after` (the queue timeout)
+/// is unknown, and the next job's time replaces it instead of blending in. Otherwise a process that
+/// was paused mid-job (SIGSTOP, a frozen VM, a throttled cgroup) or that last ran one huge job keeps
+/// refusing a new burst on a figure from a minute ago, until enough jobs are let through to dilute it.
+#[derive(Debug)]
+struct RecentJobTime {
+    /// The average in microseconds; 0 before the first job.
+    micros: AtomicU64,
+    /// When it was last fed, in microseconds since `epoch`.
+    fed_at: AtomicU64,
+    epoch: Instant,
+    stale_after: Duration,
+}
+
+impl RecentJobTime {
+    fn new(stale_after: Duration) -> Self {
+        RecentJobTime {
+            micros: AtomicU64::new(0),
+            fed_at: AtomicU64::new(0),
+            epoch: Instant::now(),
+            stale_after,
+        }
+    }
+
+    fn now_micros(&self) -> u64 {
+        self.epoch.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+    }
+
+    fn is_stale(&self, now: u64) -> bool {
+        now.saturating_sub(self.fed_at.load(Ordering::Relaxed))
+            > self.stale_after.as_micros() as u64
+    }
+
+    /// The average, or zero when there is none or it is stale.
+    fn get(&self) -> Duration {
+        if self.is_stale(self.now_micros()) {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.micros.load(Ordering::Relaxed))
+    }
+
+    /// Folds one job's time in.
+    fn record(&self, took: Duration) {
+        let sample = took.as_micros().min(u128::from(u64::MAX)) as u64;
+        let now = self.now_micros();
+        let stale = self.is_stale(now);
+        let _ = self
+            .micros
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |old| {
+                Some(if old == 0 || stale {
+                    sample
+                } else {
+                    (old * 3 + sample) / 4
+                })
+            });
+        self.fed_at.store(now, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recent_job_time_averages_and_forgets_itself_when_stale() {
+        let recent = RecentJobTime::new(Duration::from_millis(500));
+        assert_eq!(recent.get(), Duration::ZERO);
+        recent.record(Duration::from_millis(400));
+        assert_eq!(recent.get(), Duration::from_millis(400));
+        recent.record(Duration::from_millis(800));
+        assert_eq!(recent.get(), Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(600));
+        // A pause longer than the queue timeout: the old figure no longer decides anything...
+        assert_eq!(recent.get(), Duration::ZERO);
+        // ...and the next job's time replaces it rather than being diluted by it.
+        recent.record(Duration::from_millis(100));
+        assert_eq!(recent.get(), Duration::from_millis(100));
+    }
 }
 
 /// The text of a panic, when it was a string.
