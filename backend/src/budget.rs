@@ -2,11 +2,14 @@
 //! connections — request bodies as they are received, each running job's estimated working memory
 //! (`imgbind_engine::memory_needed`), and each answer until its last byte is written.
 //!
+//! The budget has two shares that never eat into each other, so a queue of large jobs cannot
+//! starve small uploads and a crowd of uploads cannot starve the jobs they wait for:
 //! - Request bodies take their bytes as they arrive, never waiting, and together at most
 //!   `--upload-budget` of it. A chunk that does not fit fails its request with 9522 (503,
 //!   `Retry-After`); the rest of that body is read and discarded, not held.
-//! - A job waits in the queue, at most the queue timeout, until its estimate fits (`jobs.rs`); an
-//!   estimate larger than the whole budget can never fit and is answered 9413 at once.
+//! - Jobs take the rest. A job waits in the queue, at most the queue timeout, until its estimate
+//!   fits (`jobs.rs`); an estimate larger than the jobs' whole share can never fit and is answered
+//!   9413 at once.
 //! - When a job ends, its reservation shrinks to its answer's bytes, which stay taken until the
 //!   answer is written or abandoned (a client that stops reading is cut off by the send timeout).
 //!
@@ -88,6 +91,12 @@ impl Budget {
         self.inner.limit
     }
 
+    /// The jobs' share of the budget (all of it but the uploads' share), in bytes: the most a
+    /// job's estimate may be.
+    pub(crate) fn work_limit(&self) -> u64 {
+        self.inner.limit - self.inner.upload_limit
+    }
+
     /// An empty reservation for a request body, grown with [`Reservation::try_grow`].
     pub(crate) fn upload(&self) -> Reservation {
         self.reservation(Kind::Upload, 0)
@@ -127,16 +136,17 @@ impl Budget {
 
     fn try_take(&self, kind: Kind, bytes: u64) -> bool {
         let mut taken = lock(&self.inner.state);
-        let uploads = if kind == Kind::Upload {
-            taken.uploads + bytes
-        } else {
-            taken.uploads
+        let fits = match kind {
+            Kind::Upload => taken.uploads + bytes <= self.inner.upload_limit,
+            Kind::Work => taken.all - taken.uploads + bytes <= self.work_limit(),
         };
-        if taken.all + bytes > self.inner.limit || uploads > self.inner.upload_limit {
+        if !fits {
             return false;
         }
         taken.all += bytes;
-        taken.uploads = uploads;
+        if kind == Kind::Upload {
+            taken.uploads += bytes;
+        }
         self.inner.gauge.set(gauge_value(taken.all));
         true
     }
@@ -160,8 +170,7 @@ impl Budget {
     }
 
     /// Bytes taken now.
-    #[cfg(test)]
-    fn taken(&self) -> u64 {
+    pub(crate) fn taken(&self) -> u64 {
         lock(&self.inner.state).all
     }
 
@@ -225,29 +234,29 @@ mod tests {
     use std::time::Duration;
 
     #[tokio::test]
-    async fn uploads_and_work_share_the_budget_and_give_it_back() {
+    async fn uploads_and_work_each_have_their_share_and_give_it_back() {
         let budget = Budget::new(100, 40, Gauge::default());
+        assert_eq!(budget.work_limit(), 60);
+        let soon = || Instant::now() + Duration::from_millis(50);
+        // Jobs fill their share; uploads still get theirs.
+        let work = budget.take(60, soon()).await.expect("the jobs' share");
+        assert!(budget.take(1, soon()).await.is_none(), "the jobs' share is full");
         let upload = budget.upload();
-        assert!(upload.try_grow(30));
+        assert!(upload.try_grow(30), "uploads are not starved by jobs");
         assert!(!upload.try_grow(11), "past the uploads' share");
         assert!(upload.try_grow(10));
-        let soon = || Instant::now() + Duration::from_millis(50);
-        let work = budget.take(60, soon()).await.expect("60 more fit");
         assert_eq!(budget.taken(), 100);
-        assert!(budget.take(1, soon()).await.is_none(), "the budget is full");
-        // A job's reservation shrinks to its answer; a waiting job then fits.
-        work.shrink_to(20);
-        assert_eq!(budget.taken(), 60);
-        let waiting = budget.take(40, Instant::now() + Duration::from_secs(5));
-        let release = async {
+        // A job's reservation shrinks to its answer; a waiting job is woken when it fits.
+        let waiting = budget.take(50, Instant::now() + Duration::from_secs(5));
+        let shrink = async {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            drop(upload);
+            work.shrink_to(10);
         };
-        let (got, ()) = tokio::join!(waiting, release);
-        assert!(got.is_some(), "woken when the upload was returned");
-        assert_eq!(budget.taken(), 60);
-        drop((work, got));
+        let (got, ()) = tokio::join!(waiting, shrink);
+        let got = got.expect("woken when the job's reservation shrank");
+        assert_eq!(budget.taken(), 100);
+        drop((work, got, upload));
         assert_eq!(budget.taken(), 0);
-        assert_eq!(budget.take_freed(), 40 + 40 + 20 + 40);
+        assert_eq!(budget.take_freed(), 50 + 10 + 50 + 40);
     }
 }
