@@ -27,16 +27,34 @@ const TRIM_AFTER_BYTES: u64 = 32 * 1024 * 1024;
 /// How often the budget is looked at for memory to hand back.
 const TRIM_EVERY: Duration = Duration::from_millis(500);
 
+/// Ticks the budget must stay empty, after some activity, before the quiet trim.
+const QUIET_TICKS: u32 = 4;
+
 /// Hands freed memory back to the system whenever more than [`TRIM_AFTER_BYTES`] of the budget
-/// were returned since the last time. Runs until the runtime stops.
+/// were returned since the last time, and once more when the server goes quiet (nothing taken
+/// from the budget for [`QUIET_TICKS`] ticks after something was): by then the connections of a
+/// finished burst have closed too, and their buffers (outside the budget) go back as well.
+/// Runs until the runtime stops.
 pub(crate) fn spawn_trimmer(budget: Budget) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(TRIM_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Ticks the budget has been empty since it last held something; None once trimmed.
+        let mut quiet: Option<u32> = None;
         loop {
             every.tick().await;
-            if budget.take_freed() > TRIM_AFTER_BYTES {
+            let freed = budget.take_freed();
+            if budget.taken() > 0 || freed > 0 {
+                quiet = Some(0);
+            } else if let Some(ticks) = quiet.as_mut() {
+                *ticks += 1;
+            }
+            let gone_quiet = quiet.is_some_and(|ticks| ticks >= QUIET_TICKS);
+            if freed > TRIM_AFTER_BYTES || gone_quiet {
                 let _ = tokio::task::spawn_blocking(release_free_memory).await;
+                if gone_quiet {
+                    quiet = None;
+                }
             }
         }
     })
