@@ -86,11 +86,6 @@ impl Budget {
         }
     }
 
-    /// The whole budget, in bytes.
-    pub(crate) fn limit(&self) -> u64 {
-        self.inner.limit
-    }
-
     /// The jobs' share of the budget (all of it but the uploads' share), in bytes: the most a
     /// job's estimate may be.
     pub(crate) fn work_limit(&self) -> u64 {
@@ -240,7 +235,10 @@ mod tests {
         let soon = || Instant::now() + Duration::from_millis(50);
         // Jobs fill their share; uploads still get theirs.
         let work = budget.take(60, soon()).await.expect("the jobs' share");
-        assert!(budget.take(1, soon()).await.is_none(), "the jobs' share is full");
+        assert!(
+            budget.take(1, soon()).await.is_none(),
+            "the jobs' share is full"
+        );
         let upload = budget.upload();
         assert!(upload.try_grow(30), "uploads are not starved by jobs");
         assert!(!upload.try_grow(11), "past the uploads' share");

@@ -391,6 +391,23 @@ impl RecentJobTime {
     }
 }
 
+/// The text of a panic, when it was a string.
+pub(crate) fn panic_message(join_error: tokio::task::JoinError) -> String {
+    let payload = join_error.into_panic();
+    payload_text(payload.as_ref())
+}
+
+/// The text of a panic payload, when it was a string.
+pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic payload)".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,22 +426,5 @@ mod tests {
         // ...and the next job's time replaces it rather than being diluted by it.
         recent.record(Duration::from_millis(100));
         assert_eq!(recent.get(), Duration::from_millis(100));
-    }
-}
-
-/// The text of a panic, when it was a string.
-pub(crate) fn panic_message(join_error: tokio::task::JoinError) -> String {
-    let payload = join_error.into_panic();
-    payload_text(payload.as_ref())
-}
-
-/// The text of a panic payload, when it was a string.
-pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(non-string panic payload)".to_owned()
     }
 }
