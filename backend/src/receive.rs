@@ -313,29 +313,25 @@ struct CappedBody<S> {
     upload: Option<Reservation>,
 }
 
-/// The error [`CappedBody`] fails with when the memory budget cannot hold a chunk.
+/// Why [`CappedBody`] stopped a body.
 #[derive(Debug)]
-struct BudgetFull;
+enum BodyRefused {
+    /// More than its cap arrived.
+    TooLarge,
+    /// A chunk did not fit the memory budget's share for uploads.
+    BudgetFull,
+}
 
-impl std::fmt::Display for BudgetFull {
+impl std::fmt::Display for BodyRefused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the memory budget for uploads is full")
+        f.write_str(match self {
+            BodyRefused::TooLarge => "request body too large",
+            BodyRefused::BudgetFull => "the memory budget for uploads is full",
+        })
     }
 }
 
-impl std::error::Error for BudgetFull {}
-
-/// The error [`CappedBody`] fails with.
-#[derive(Debug)]
-struct BodyTooLarge;
-
-impl std::fmt::Display for BodyTooLarge {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("request body too large")
-    }
-}
-
-impl std::error::Error for BodyTooLarge {}
+impl std::error::Error for BodyRefused {}
 
 impl<S, E> Stream for CappedBody<S>
 where
@@ -346,19 +342,19 @@ where
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if self.received > self.cap {
-            return Poll::Ready(Some(Err(Box::new(BodyTooLarge))));
+            return Poll::Ready(Some(Err(Box::new(BodyRefused::TooLarge))));
         }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
                 self.received += chunk.len() as u64;
                 if self.received > self.cap {
-                    Poll::Ready(Some(Err(Box::new(BodyTooLarge))))
+                    Poll::Ready(Some(Err(Box::new(BodyRefused::TooLarge))))
                 } else if self
                     .upload
                     .as_ref()
                     .is_some_and(|upload| !upload.try_grow(chunk.len() as u64))
                 {
-                    Poll::Ready(Some(Err(Box::new(BudgetFull))))
+                    Poll::Ready(Some(Err(Box::new(BodyRefused::BudgetFull))))
                 } else {
                     Poll::Ready(Some(Ok(chunk)))
                 }
@@ -374,20 +370,22 @@ where
 /// past its cap; everything else multer reports is a malformed request, 9401.
 fn multipart_error(error: multer::Error, max_input_bytes: u64) -> Error {
     match error {
-        multer::Error::StreamReadFailed(cause) if cause.is::<BodyTooLarge>() => Error::new(
-            ErrorCode::TooLarge,
-            format!(
-                "the request body is larger than {max_input_bytes} bytes of input plus {FRAMING_ALLOWANCE} of multipart framing"
+        multer::Error::StreamReadFailed(cause) => match cause.downcast_ref::<BodyRefused>() {
+            Some(BodyRefused::TooLarge) => Error::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "the request body is larger than {max_input_bytes} bytes of input plus {FRAMING_ALLOWANCE} of multipart framing"
+                ),
             ),
-        ),
-        multer::Error::StreamReadFailed(cause) if cause.is::<BudgetFull>() => Error::new(
-            ErrorCode::ProcessingLimit,
-            "the server holds too many uploads at once; try again later",
-        ),
-        multer::Error::StreamReadFailed(cause) => Error::new(
-            ErrorCode::TooLarge,
-            format!("the request body could not be read: {cause}"),
-        ),
+            Some(BodyRefused::BudgetFull) => Error::new(
+                ErrorCode::ProcessingLimit,
+                "the server holds too many uploads at once; try again later",
+            ),
+            None => Error::new(
+                ErrorCode::TooLarge,
+                format!("the request body could not be read: {cause}"),
+            ),
+        },
         other => Error::invalid(format!("malformed multipart body: {other}")),
     }
 }

@@ -41,6 +41,26 @@ async fn settles_under(backend: &Backend, bound_kb: u64, within: Duration) -> u6
     }
 }
 
+/// Checks the memory a case cost: the peak RSS so far under [`RSS_BOUND_KB`], and the RSS, once
+/// it settles (waiting at most `within`), within [`AFTER_MARGIN_KB`] of `baseline`.
+async fn assert_memory_bounded(backend: &Backend, case: &str, baseline: u64, within: Duration) {
+    let peak = backend.peak_rss_kb();
+    let after = settles_under(backend, baseline + AFTER_MARGIN_KB, within).await;
+    eprintln!(
+        "{case}: RSS baseline {} MB, peak {} MB, after {} MB",
+        baseline / 1024,
+        peak / 1024,
+        after / 1024
+    );
+    assert!(peak < RSS_BOUND_KB, "{case}: peak RSS {} MB", peak / 1024);
+    assert!(
+        after < baseline + AFTER_MARGIN_KB,
+        "{case}: RSS {} MB after, baseline {} MB",
+        after / 1024,
+        baseline / 1024
+    );
+}
+
 /// Connects, retrying while the listen queue is full.
 async fn connect(socket: &Path) -> UnixStream {
     let started = Instant::now();
@@ -122,10 +142,10 @@ async fn clients_that_read_nothing_hold_no_more_than_the_budget() {
     // Every job is answered or refused, and every held answer is cut off by the send timeout,
     // while the clients keep their connections open and read nothing.
     tokio::time::sleep(Duration::from_secs(8)).await;
-    let peak = backend.peak_rss_kb();
-    let after = settles_under(
+    assert_memory_bounded(
         &backend,
-        baseline + AFTER_MARGIN_KB,
+        "40 non-reading clients of 48 MB answers",
+        baseline,
         Duration::from_secs(15),
     )
     .await;
@@ -144,17 +164,7 @@ async fn clients_that_read_nothing_hold_no_more_than_the_budget() {
     }
     eprintln!(
         "40 non-reading clients of 48 MB answers: {cut} cut off by the send timeout, {refused} \
-         refused (503); RSS baseline {} MB, peak {} MB, after {} MB",
-        baseline / 1024,
-        peak / 1024,
-        after / 1024
-    );
-    assert!(peak < RSS_BOUND_KB, "peak RSS {} MB", peak / 1024);
-    assert!(
-        after < baseline + AFTER_MARGIN_KB,
-        "RSS {} MB after, baseline {} MB",
-        after / 1024,
-        baseline / 1024
+         refused (503)"
     );
     assert!(cut >= 1, "some answers were produced and held");
     backend.assert_still_serving("40 non-reading clients").await;
@@ -215,10 +225,10 @@ async fn stalled_uploads_hold_no_more_than_their_share() {
     for client in clients {
         answers.push(client.await.unwrap());
     }
-    let peak = backend.peak_rss_kb();
-    let after = settles_under(
+    assert_memory_bounded(
         &backend,
-        baseline + AFTER_MARGIN_KB,
+        "60 stalled 20 MB uploads",
+        baseline,
         Duration::from_secs(15),
     )
     .await;
@@ -234,18 +244,7 @@ async fn stalled_uploads_hold_no_more_than_their_share() {
         }
     }
     eprintln!(
-        "60 stalled 20 MB uploads: {too_slow} cut off as too slow (9402), {refused} refused \
-         (503); RSS baseline {} MB, peak {} MB, after {} MB",
-        baseline / 1024,
-        peak / 1024,
-        after / 1024
-    );
-    assert!(peak < RSS_BOUND_KB, "peak RSS {} MB", peak / 1024);
-    assert!(
-        after < baseline + AFTER_MARGIN_KB,
-        "RSS {} MB after, baseline {} MB",
-        after / 1024,
-        baseline / 1024
+        "60 stalled 20 MB uploads: {too_slow} cut off as too slow (9402), {refused} refused (503)"
     );
     assert!(too_slow >= 1 && refused >= 1, "both bounds were reached");
     backend.assert_still_serving("60 stalled uploads").await;
@@ -292,21 +291,13 @@ async fn draw_layers_are_admitted_by_their_summed_memory() {
     ]);
     let drawn = backend.post_multipart("/transform", &fits).await;
     assert_eq!(drawn.status, 200, "{}", drawn.text());
-    let peak = backend.peak_rss_kb();
-    let after = settles_under(
+    assert_memory_bounded(
         &backend,
-        baseline + AFTER_MARGIN_KB,
+        "six and two 100 MP layers: 9413 at once",
+        baseline,
         Duration::from_secs(10),
     )
     .await;
-    eprintln!(
-        "six and two 100 MP layers: 9413 at once; RSS baseline {} MB, peak {} MB, after {} MB",
-        baseline / 1024,
-        peak / 1024,
-        after / 1024
-    );
-    assert!(peak < RSS_BOUND_KB, "peak RSS {} MB", peak / 1024);
-    assert!(after < baseline + AFTER_MARGIN_KB);
 }
 
 /// A one-colour grey PNG (100 MP of it compresses to a few hundred KB).
