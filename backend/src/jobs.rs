@@ -214,7 +214,7 @@ impl JobGate {
 
     /// Runs `work` on the blocking pool once `memory` bytes of the budget (the job's estimate)
     /// and a slot are free; `work` gets the reservation, to keep the part its answer needs
-    /// ([`Reservation::shrink_to`]). Answers 9413 when `memory` is more than the whole budget;
+    /// ([`Reservation::shrink_to`]). Answers 9413 when `memory` is more than the jobs' share of the budget;
     /// 9522 (503, `Retry-After`) when the queue is full, when the expected wait or the real one
     /// passes the queue timeout; 9523 when `work` panics, 9529 when it outlives the deadline.
     pub(crate) async fn run<T, F>(&self, memory: u64, work: F) -> Result<T, Error>
