@@ -28,6 +28,30 @@ pub struct Cli {
 pub enum Command {
     /// Serve `POST /transform`, `POST /info` and `GET /healthz` on a Unix socket and/or TCP.
     Serve(ServeArgs),
+    /// Ask a running `imgbind serve` for `GET /healthz` and exit 0 on `200`, 1 otherwise: a
+    /// container healthcheck that needs no curl in the image.
+    Health(HealthArgs),
+}
+
+/// Flags of `imgbind health`. The address comes from the same variables as `serve`'s.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// TCP address `imgbind serve` listens on (a wildcard such as 0.0.0.0 is reached through
+    /// loopback). Without it and without --unix: 127.0.0.1:8790.
+    #[arg(long, env = "IMGBIND_LISTEN", value_name = "ADDR", value_parser = parse_listen_addr)]
+    pub listen: Option<SocketAddr>,
+
+    /// Unix socket `imgbind serve` listens on; used when --listen is not given.
+    #[arg(long, env = "IMGBIND_UNIX", value_name = "PATH")]
+    pub unix: Option<PathBuf>,
+
+    /// Path to ask for: `/healthz` (liveness) or `/readyz` (readiness, 503 once shutting down).
+    #[arg(long, value_name = "PATH", default_value = "/healthz")]
+    pub path: String,
+
+    /// Longest the connection and the answer may take.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub timeout: Duration,
 }
 
 /// Flags of `imgbind serve`. Every flag can also be set with the environment variable named in
@@ -64,11 +88,11 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_MAX_SIDE", value_name = "PX", default_value_t = Limits::default().max_side)]
     pub max_side: u32,
 
-    /// Most pixels of any image the steps create (resize, pad, border, text); more is answered 9522.
+    /// Most pixels of any image the steps create (resize, pad, border, text); more is answered 9413.
     #[arg(long, env = "IMGBIND_MAX_OUTPUT_PIXELS", value_name = "PIXELS", default_value_t = Limits::default().max_output_pixels)]
     pub max_output_pixels: u64,
 
-    /// Most draw steps in one request; more is answered 9522.
+    /// Most draw steps in one request; more is answered 9413.
     #[arg(long, env = "IMGBIND_MAX_DRAW_LAYERS", value_name = "N", default_value_t = Limits::default().max_draw_layers)]
     pub max_draw_layers: u32,
 
@@ -80,7 +104,7 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_MAX_FONT_BYTES", value_name = "BYTES", default_value_t = Limits::default().max_font_bytes)]
     pub max_font_bytes: u64,
 
-    /// Most frames one animated input may have; more is answered 9522.
+    /// Most frames one animated input may have; more is answered 9413.
     #[arg(long, env = "IMGBIND_MAX_FRAMES", value_name = "N", default_value_t = Limits::default().max_frames)]
     pub max_frames: u32,
 

@@ -24,15 +24,19 @@ mod handler;
 mod jobs;
 mod memory;
 mod metrics;
+mod probe;
 mod receive;
 mod respond;
 mod server;
 mod streaming;
 mod telemetry;
 
-pub use config::{Cli, Command, Config, LogFormat, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT};
+pub use config::{
+    Cli, Command, Config, HealthArgs, LogFormat, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT,
+};
 pub use jobs::{Engine, PixelEngine};
 pub use memory::memory_limit;
+pub use probe::probe;
 pub use receive::parse_transform_request;
 pub use server::{shutdown_signal, Server};
 pub use telemetry::init_logging;

@@ -1,16 +1,33 @@
 //! `imgbind serve`: parse the flags, set up logging, run the server until SIGTERM/SIGINT.
+//! `imgbind health`: probe a running server (a container healthcheck).
 
 use std::process::ExitCode;
 
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
-use imgbind_backend::{init_logging, shutdown_signal, Cli, Command, Server};
+use imgbind_backend::{init_logging, probe, shutdown_signal, Cli, Command, Server};
 
 fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let Cli {
-        command: Command::Serve(args),
-    } = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let args = match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()) {
+        Cli {
+            command: Command::Serve(args),
+        } => args,
+        Cli {
+            command: Command::Health(args),
+        } => {
+            return match probe(&args) {
+                Ok(status) => {
+                    println!("{status}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("imgbind health: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    };
     // --log-level / IMGBIND_LOG win; without either, RUST_LOG is honoured before the default.
     let defaulted = matches
         .subcommand_matches("serve")

@@ -71,6 +71,23 @@ async fn transform_on(conn: &mut Conn) -> RawResponse {
     read_response(conn, Reading::FAST).await
 }
 
+/// Runs `imgbind health` with the given arguments and environment: (exit ok, stdout + stderr).
+fn health(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = std::process::Command::new(BINARY);
+    command
+        .arg("health")
+        .args(args)
+        .env_remove("IMGBIND_LISTEN")
+        .env_remove("IMGBIND_UNIX");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let output = command.output().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
 fn sigterm(child: &Child) {
     kill(Pid::from_raw(child.id().unwrap() as i32), Signal::SIGTERM).unwrap();
 }
@@ -83,6 +100,10 @@ async fn readyz_fails_at_sigterm_and_the_server_keeps_serving_for_the_delay() {
 
     let ready = get(&socket, "/readyz").await;
     assert_eq!((ready.status, ready.text().as_str()), (200, "ready\n"));
+    // The container healthcheck's probe agrees (IMGBIND_UNIX, as the server reads it).
+    let unix = socket.to_str().unwrap();
+    let probe = health(&["--path", "/readyz"], &[("IMGBIND_UNIX", unix)]);
+    assert!(probe.0, "{}", probe.1);
     // A keep-alive connection opened before the signal.
     let mut before = connect(&socket).await;
     assert_eq!(get_on(&mut before, "/healthz").await.status, 200);
@@ -107,6 +128,10 @@ async fn readyz_fails_at_sigterm_and_the_server_keeps_serving_for_the_delay() {
     );
     // …liveness does not, and new and existing connections are still served, transforms included.
     assert_eq!(get(&socket, "/healthz").await.status, 200);
+    let probe = health(&["--unix", unix, "--path", "/readyz"], &[]);
+    assert!(!probe.0 && probe.1.contains("503"), "{}", probe.1);
+    let probe = health(&["--unix", unix], &[]);
+    assert!(probe.0 && probe.1.contains("200"), "{}", probe.1);
     let mut fresh = connect(&socket).await;
     assert_image(
         &transform_on(&mut fresh).await,
@@ -179,4 +204,39 @@ fn a_bad_shutdown_delay_is_refused_at_startup() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--shutdown-delay"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_health_probe_reaches_a_wildcard_listener_through_loopback() {
+    // A free port: bind, note it, release it for the server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("0.0.0.0:{port}");
+    let mut child = tokio::process::Command::new(BINARY)
+        .args(["serve", "--log-level", "warn"])
+        .env("IMGBIND_LISTEN", &listen)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let env = [("IMGBIND_LISTEN", listen.as_str())];
+    while !health(&[], &env).0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no healthy answer: {}",
+            health(&[], &env).1
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let missing = health(&["--path", "/nowhere"], &env);
+    assert!(!missing.0 && missing.1.contains("404"), "{}", missing.1);
+    child.kill().await.unwrap();
+    child.wait().await.unwrap();
+    let gone = health(&["--timeout", "500ms"], &env);
+    assert!(!gone.0 && gone.1.contains("cannot connect"), "{}", gone.1);
 }
