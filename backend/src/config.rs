@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve `POST /transform`, `POST /info` and `GET /healthz` on a Unix socket and/or TCP.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Ask a running `imgbind serve` for `GET /healthz` and exit 0 on `200`, 1 otherwise: a
     /// container healthcheck that needs no curl in the image.
     Health(HealthArgs),
@@ -497,7 +497,8 @@ mod tests {
         let mut argv = vec!["imgbind", "serve"];
         argv.extend_from_slice(args);
         match Cli::try_parse_from(argv).unwrap().command {
-            Command::Serve(args) => args,
+            Command::Serve(args) => *args,
+            Command::Health(_) => unreachable!("parsed `serve`"),
         }
     }
 

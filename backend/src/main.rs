@@ -12,7 +12,7 @@ fn main() -> ExitCode {
     let args = match Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()) {
         Cli {
             command: Command::Serve(args),
-        } => args,
+        } => *args,
         Cli {
             command: Command::Health(args),
         } => {
