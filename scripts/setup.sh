@@ -13,6 +13,8 @@ missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v nasm >/dev/null 2>&1 || missing+=(nasm)
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null 2>&1 || missing+=(nginx) # reverse proxy in backend/tests/delivery_matrix.rs
+[[ -x /usr/sbin/runc ]] || command -v runc >/dev/null 2>&1 || missing+=(runc) # scripts/test-container.sh runs the image's root filesystem
+command -v ip >/dev/null 2>&1 || missing+=(iproute2) # its network namespace
 [[ -x /usr/bin/chromium ]] || missing+=(chromium) # headless browser for tests/playground.test.js (driven by playwright-core)
 if ((${#missing[@]})); then
   sudo=""

@@ -4,6 +4,7 @@
 #   cargo test (release profile, so the codecs compile once); scripts/test-sdk.sh;
 #   scripts/pack.sh (the npm tarballs); npm test (the example Worker in Miniflare, Cloudflare's own
 #   client in workerd, the tarballs installed as a new user does).
+#   scripts/test-container.sh (deploy/Containerfile's root filesystem under runc);
 #   scripts/load-test.sh 120 (64 concurrent clients, good + hostile requests, RSS back to baseline).
 # Setup and build failures stop the run at once; after that every step runs, a summary is
 # printed, and the exit status is non-zero if any step failed.
@@ -67,6 +68,7 @@ step "npm pack (target/npm)" scripts/pack.sh --no-build || true
 # --no-verify: verifying rebuilds every codec from the .crate files (docs/NPM.md has the figure).
 step "cargo package" cargo package --workspace --no-verify || true
 step "npm test (workerd)" npm test || true
+step "container (runc, memory limit)" scripts/test-container.sh || true
 step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
 step "replicas behind nginx (kill, restart, stall, scale)" scripts/test-replicas.sh || true
 

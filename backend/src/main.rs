@@ -39,6 +39,13 @@ fn main() -> ExitCode {
     };
     init_logging(&filter, args.log_format);
     let config = args.into_config();
+    // What the server was sized to: in a container this shows the cgroup limit was seen.
+    tracing::info!(
+        jobs = config.jobs,
+        memory_budget_mib = config.memory_budget >> 20,
+        upload_budget_mib = config.upload_budget >> 20,
+        "budgets"
+    );
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
