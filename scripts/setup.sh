@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks to build and test imgbind: cmake + nasm (the JPEG/WebP codec
 # crates build vendored C), the wasm32 Rust target, wasm-bindgen-cli at the exact version in
-# Cargo.lock, and the npm devDependencies (wrangler, miniflare, workerd, binaryen, Node 22).
+# Cargo.lock, the npm devDependencies (wrangler, miniflare, workerd, binaryen, Node 22), runc, and
+# kubernetes-validate from PyPI in a venv (target/py).
 # Idempotent: each step is skipped when its result is already there, so a warm run takes a second.
-# Reaches only Debian's, crates.io's and npm's registries. Run as root (apt-get) on Debian 12.
+# Reaches only Debian's, crates.io's, npm's and PyPI's registries. Run as root (apt-get) on Debian 12.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$IMGBIND_ROOT"
@@ -63,6 +64,14 @@ if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$lock_hash" || ! -x node_modules/.b
   log setup "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
   printf '%s\n' "$lock_hash" >"$stamp"
+fi
+
+# --- kubernetes-validate (PyPI; carries its schemas): scripts/test-k8s.sh checks deploy/k8s -----
+wanted_kv=1.37.0
+if [[ "$(target/py/bin/kubernetes-validate --version 2>/dev/null | awk '{print $NF}' || true)" != "$wanted_kv" ]]; then
+  log setup "pip install kubernetes-validate==$wanted_kv (into target/py)"
+  python3 -m venv target/py
+  target/py/bin/pip install --quiet --disable-pip-version-check "kubernetes-validate==$wanted_kv"
 fi
 
 log setup "ok"

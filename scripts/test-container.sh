@@ -6,7 +6,7 @@
 # carries), an /etc/passwd with the nonroot user — and runs it under runc (Debian) with what the
 # Containerfile says: USER, ENV, ENTRYPOINT + CMD, HEALTHCHECK (read by scripts/containerfile.py,
 # so the two cannot drift apart). The container gets a read-only root filesystem, no
-# capabilities, its own network namespace (a veth pair this script makes) and cgroup namespace,
+# capabilities, no writable path at all (the server writes nothing), its own network namespace (a veth pair this script makes) and cgroup namespace,
 # and a memory limit. Then, from outside, it checks:
 #   - the server inside sized its memory budget from the cgroup limit (3/4 of it);
 #   - the HEALTHCHECK command succeeds inside the container (runc exec);
@@ -60,7 +60,7 @@ gid="${user##*:}"
 
 # --- the root filesystem: the binary, the libraries it links, a passwd entry ------------------
 rootfs="$work/bundle/rootfs"
-mkdir -p "$rootfs"/{usr/local/bin,etc,tmp,proc,sys,dev}
+mkdir -p "$rootfs"/{usr/local/bin,etc,proc,sys,dev}
 strip -o "$rootfs/usr/local/bin/imgbind" "$BIN"
 ldd "$BIN" | awk '/=>/ { print $3 } $1 ~ /^\// { print $1 }' | while read -r lib; do
   [[ -f "$lib" ]] || continue
@@ -100,8 +100,6 @@ process["capabilities"] = {k: [] for k in ("bounding", "effective", "inheritable
 process["noNewPrivileges"] = True
 spec["root"] = {"path": "rootfs", "readonly": True}
 spec["hostname"] = "imgbind"
-spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
-                       "options": ["nosuid", "nodev", "noexec", "size=16m"]})
 linux = spec["linux"]
 linux["namespaces"] = [n for n in linux["namespaces"] if n["type"] != "network"] + [
     {"type": "network", "path": f"/var/run/netns/{netns}"},

@@ -5,6 +5,7 @@
 #   scripts/pack.sh (the npm tarballs); npm test (the example Worker in Miniflare, Cloudflare's own
 #   client in workerd, the tarballs installed as a new user does).
 #   scripts/test-container.sh (deploy/Containerfile's root filesystem under runc);
+#   scripts/test-k8s.sh (deploy/k8s rendered, validated, checked against `imgbind serve --help`);
 #   scripts/load-test.sh 120 (64 concurrent clients, good + hostile requests, RSS back to baseline).
 # Setup and build failures stop the run at once; after that every step runs, a summary is
 # printed, and the exit status is non-zero if any step failed.
@@ -69,6 +70,7 @@ step "npm pack (target/npm)" scripts/pack.sh --no-build || true
 step "cargo package" cargo package --workspace --no-verify || true
 step "npm test (workerd)" npm test || true
 step "container (runc, memory limit)" scripts/test-container.sh || true
+step "kubernetes manifests (validate, match --help)" scripts/test-k8s.sh || true
 step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
 step "replicas behind nginx (kill, restart, stall, scale)" scripts/test-replicas.sh || true
 
