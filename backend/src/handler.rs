@@ -221,12 +221,7 @@ async fn transform(
             .as_deref()
             .ok_or_else(|| Error::invalid("the request has no \"transforms\" part"))?;
         let steps = parse_steps(transforms, parts.sources.len())?;
-        let output = OutputOptions::from_fields(
-            parts.output_format.as_deref(),
-            parts.output_quality.as_deref(),
-            parts.background.as_deref(),
-            parts.anim.as_deref(),
-        )?;
+        let output = OutputOptions::from_fields(&parts.output)?;
         meter.set_ops(ops_summary(parts.transforms.as_deref(), Some(&output)));
         let job = Job {
             sources: parts.sources,

@@ -27,7 +27,7 @@ use imgbind_wire::protocol::{
     PART_ANIM, PART_BACKGROUND, PART_DRAW_IMAGE, PART_DRAW_TEXT, PART_IMAGE, PART_OUTPUT_FORMAT,
     PART_OUTPUT_QUALITY, PART_TEXT_INPUT, PART_TRANSFORMS,
 };
-use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
+use imgbind_wire::{parse_steps, Error, ErrorCode, OutputFields, OutputOptions};
 
 use crate::budget::Reservation;
 
@@ -44,14 +44,8 @@ pub(crate) struct TransformParts {
     pub(crate) sources: Vec<Source>,
     /// The `transforms` JSON.
     pub(crate) transforms: Option<String>,
-    /// `output_format`.
-    pub(crate) output_format: Option<String>,
-    /// `output_quality`.
-    pub(crate) output_quality: Option<String>,
-    /// `background`.
-    pub(crate) background: Option<String>,
-    /// `anim`.
-    pub(crate) anim: Option<String>,
+    /// `output_format`, `output_quality`, `background`, `anim`.
+    pub(crate) output: OutputFields,
 }
 
 impl TransformParts {
@@ -62,12 +56,7 @@ impl TransformParts {
             .as_deref()
             .ok_or_else(|| Error::invalid("the request has no \"transforms\" part"))?;
         let steps = parse_steps(transforms, self.sources.len())?;
-        let output = OutputOptions::from_fields(
-            self.output_format.as_deref(),
-            self.output_quality.as_deref(),
-            self.background.as_deref(),
-            self.anim.as_deref(),
-        )?;
+        let output = OutputOptions::from_fields(&self.output)?;
         Ok(Job {
             sources: self.sources,
             steps,
@@ -161,11 +150,10 @@ where
                 parts.sources.push(Source::Text(utf8(&name, content)?));
             }
             PART_TRANSFORMS => parts.transforms = Some(utf8(&name, content)?),
-            PART_OUTPUT_FORMAT => parts.output_format = Some(utf8(&name, content)?),
-            PART_OUTPUT_QUALITY => parts.output_quality = Some(utf8(&name, content)?),
-            PART_BACKGROUND => parts.background = Some(utf8(&name, content)?),
-            PART_ANIM => parts.anim = Some(utf8(&name, content)?),
-            _ => unreachable!("every ranked name is handled"),
+            _ => match parts.output.field_mut(&name) {
+                Some(field) => *field = Some(utf8(&name, content)?),
+                None => unreachable!("every ranked name is handled"),
+            },
         }
     }
     if parts.sources.is_empty() {

@@ -568,7 +568,12 @@ fn fuzz_findings_for_the_request_parsers_replay_without_panicking() {
             1 + usize::from(count % 4),
         );
         let [format, quality, background, anim] = std::array::from_fn(|_| fields.next());
-        let _ = imgbind_wire::OutputOptions::from_fields(format, quality, background, anim);
+        let _ = imgbind_wire::OutputOptions::from_fields(&imgbind_wire::OutputFields {
+            format: format.map(String::from),
+            quality: quality.map(String::from),
+            background: background.map(String::from),
+            anim: anim.map(String::from),
+        });
     }
 }
 

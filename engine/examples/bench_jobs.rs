@@ -17,7 +17,7 @@ use std::io::{BufRead, Write};
 use std::time::{Duration, Instant};
 
 use imgbind_engine::{run, Job, Limits, Source};
-use imgbind_wire::{parse_steps, Error, OutputOptions};
+use imgbind_wire::{parse_steps, Error, OutputFields, OutputOptions};
 
 /// One job as the wire describes it, with its source bytes read.
 struct Spec {
@@ -33,8 +33,12 @@ impl Spec {
             return Err("expected FORMAT QUALITY STEPS SOURCE...".into());
         };
         let quality = (*quality != "-").then_some(*quality);
-        let output = OutputOptions::from_fields(Some(format), quality, None, None)
-            .map_err(|e| e.body_text())?;
+        let output = OutputOptions::from_fields(&OutputFields {
+            format: Some(format.to_string()),
+            quality: quality.map(String::from),
+            ..Default::default()
+        })
+        .map_err(|e| e.body_text())?;
         let steps = parse_steps(steps, sources.len()).map_err(|e| e.body_text())?;
         let sources = sources
             .iter()

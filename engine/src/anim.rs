@@ -51,20 +51,6 @@ pub(crate) struct Probe {
     pub(crate) loops: Loops,
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::NotAnImage,
-        format!("{what} image is corrupt or truncated: {detail}"),
-    )
-}
-
-fn encode_error(what: &str, detail: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::Internal,
-        format!("{what} encoding failed: {detail}"),
-    )
-}
-
 /// Reads frame count, canvas and loop count of a GIF (any GIF) or an animated WebP; `None` for
 /// every other input. GIF: the scan stops with 9413 as soon as the count passes `max_frames`, so a
 /// file of millions of tiny frames costs no more than reading it.
@@ -72,8 +58,8 @@ pub(crate) fn probe(bytes: &[u8], format: Format, limits: &Limits) -> Result<Opt
     match format {
         Format::Gif => scan_gif(bytes, limits).map(Some),
         Format::Webp => {
-            let decoder =
-                image_webp::WebPDecoder::new(Cursor::new(bytes)).map_err(|e| corrupt("WebP", e))?;
+            let decoder = image_webp::WebPDecoder::new(Cursor::new(bytes))
+                .map_err(|e| Error::corrupt("WebP", e))?;
             if !decoder.is_animated() {
                 return Ok(None);
             }
@@ -98,12 +84,12 @@ fn scan_gif(bytes: &[u8], limits: &Limits) -> Result<Probe, Error> {
     options.skip_frame_decoding(true);
     let mut decoder = options
         .read_info(Cursor::new(bytes))
-        .map_err(|e| corrupt("GIF", e))?;
+        .map_err(|e| Error::corrupt("GIF", e))?;
     let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
     let mut frames: u32 = 0;
     while decoder
         .read_next_frame()
-        .map_err(|e| corrupt("GIF", e))?
+        .map_err(|e| Error::corrupt("GIF", e))?
         .is_some()
     {
         frames += 1;
@@ -118,7 +104,7 @@ fn scan_gif(bytes: &[u8], limits: &Limits) -> Result<Probe, Error> {
         }
     }
     if frames == 0 {
-        return Err(corrupt("GIF", "no frames"));
+        return Err(Error::corrupt("GIF", "no frames"));
     }
     // No NETSCAPE block plays once; a count n repeats n times after the first play.
     let loops = match decoder.repeat() {
@@ -150,17 +136,17 @@ impl<'a> Frames<'a> {
         let source = match header.format {
             Format::Gif => {
                 let decoder = image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
-                    .map_err(|e| corrupt("GIF", e))?;
+                    .map_err(|e| Error::corrupt("GIF", e))?;
                 FrameSource::Gif(decoder.into_frames())
             }
             Format::Webp => {
                 let mut decoder = image_webp::WebPDecoder::new(Cursor::new(bytes))
-                    .map_err(|e| corrupt("WebP", e))?;
+                    .map_err(|e| Error::corrupt("WebP", e))?;
                 // Without a background colour image-webp ignores "dispose to background"; libwebp
                 // (and browsers) clear the frame's rectangle to transparent, so do the same.
                 decoder
                     .set_background_color([0, 0, 0, 0])
-                    .map_err(|e| corrupt("WebP", e))?;
+                    .map_err(|e| Error::corrupt("WebP", e))?;
                 FrameSource::Webp(Box::new(decoder))
             }
             _ => return Err(Error::new(ErrorCode::Internal, "not an animation format")),
@@ -181,8 +167,8 @@ impl<'a> Frames<'a> {
             FrameSource::Gif(frames) => {
                 let frame = frames
                     .next()
-                    .ok_or_else(|| corrupt("GIF", "fewer frames than its blocks"))?
-                    .map_err(|e| corrupt("GIF", e))?;
+                    .ok_or_else(|| Error::corrupt("GIF", "fewer frames than its blocks"))?
+                    .map_err(|e| Error::corrupt("GIF", e))?;
                 let (numer, denom) = frame.delay().numer_denom_ms();
                 let buffer = frame.into_buffer();
                 let (w, h) = buffer.dimensions();
@@ -195,11 +181,11 @@ impl<'a> Frames<'a> {
                 let (w, h) = decoder.dimensions();
                 let len = decoder
                     .output_buffer_size()
-                    .ok_or_else(|| corrupt("WebP", "canvas too large"))?;
+                    .ok_or_else(|| Error::corrupt("WebP", "canvas too large"))?;
                 let mut data = try_alloc(len)?;
                 let delay = decoder
                     .read_frame(&mut data)
-                    .map_err(|e| corrupt("WebP", e))?;
+                    .map_err(|e| Error::corrupt("WebP", e))?;
                 (Raster::from_vec(w, h, decoder.has_alpha(), data)?, delay)
             }
         };
@@ -223,7 +209,7 @@ pub(crate) fn first_frame(
     let mut frames = Frames::open(bytes, header, &probe)?;
     let (raster, _) = frames
         .next_frame()?
-        .ok_or_else(|| corrupt(header.format.mime(), "no frames"))?;
+        .ok_or_else(|| Error::corrupt(header.format.mime(), "no frames"))?;
     Ok(Some(raster))
 }
 
@@ -380,7 +366,7 @@ pub(crate) fn run(
         }
         writer.push(img, delay)?;
     }
-    let (width, height) = size.ok_or_else(|| corrupt("animated", "no frames"))?;
+    let (width, height) = size.ok_or_else(|| Error::corrupt("animated", "no frames"))?;
     clock.check()?;
     let bytes = writer.finish(width, height)?;
     Ok(Encoded {
@@ -520,7 +506,7 @@ fn encode_gif(
     height: u32,
     loops: Loops,
 ) -> Result<Vec<u8>, Error> {
-    let fail = |e| encode_error("GIF", e);
+    let fail = |e| Error::encode_failed("GIF", e);
     let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
         return Err(Error::new(
             ErrorCode::TooManyPixels,
@@ -626,7 +612,8 @@ fn encode_webp(
             format!("WebP cannot be larger than 16383x16383 (image is {width}x{height})"),
         ));
     }
-    let mut config = webp::WebPConfig::new().map_err(|()| encode_error("WebP", "bad config"))?;
+    let mut config =
+        webp::WebPConfig::new().map_err(|()| Error::encode_failed("WebP", "bad config"))?;
     config.lossless = i32::from(quality == 100);
     config.quality = f32::from(quality);
     config.alpha_compression = i32::from(quality != 100);
@@ -651,7 +638,7 @@ fn encode_webp(
     }
     let memory = encoder
         .try_encode()
-        .map_err(|e| encode_error("WebP", format!("{e:?}")))?;
+        .map_err(|e| Error::encode_failed("WebP", format!("{e:?}")))?;
     let mut bytes = memory.to_vec();
     set_total_duration(&mut bytes, start)?;
     Ok(bytes)
@@ -664,7 +651,7 @@ fn encode_webp(
 /// (identical neighbours merged by libwebp carry their summed durations), so the difference
 /// belongs to the last frame.
 fn set_total_duration(webp: &mut [u8], total_ms: u64) -> Result<(), Error> {
-    let bad = || encode_error("WebP", "unexpected container layout");
+    let bad = || Error::encode_failed("WebP", "unexpected container layout");
     let mut at = 12;
     let mut sum: u64 = 0;
     let mut last = None;

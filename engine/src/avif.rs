@@ -43,13 +43,6 @@ pub(crate) struct DecodedAvif {
     pub(crate) transfer: u16,
 }
 
-fn corrupt(detail: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::NotAnImage,
-        format!("AVIF image is corrupt or truncated: {detail}"),
-    )
-}
-
 /// The text of a libavif result plus whatever its diagnostics say.
 fn describe(result: sys::avifResult, diag: &sys::avifDiagnostics) -> String {
     // SAFETY: avifResultToString returns a static NUL-terminated string for every value.
@@ -91,11 +84,11 @@ impl<'a> Decoder<'a> {
             d.ignoreExif = 1;
             let r = sys::avifDecoderSetIOMemory(raw, bytes.as_ptr(), bytes.len());
             if r != sys::AVIF_RESULT_OK {
-                return Err(corrupt(describe(r, &d.diag)));
+                return Err(Error::corrupt("AVIF", describe(r, &d.diag)));
             }
             let r = sys::avifDecoderParse(raw);
             if r != sys::AVIF_RESULT_OK {
-                return Err(corrupt(describe(r, &d.diag)));
+                return Err(Error::corrupt("AVIF", describe(r, &d.diag)));
             }
         }
         Ok(decoder)
@@ -162,7 +155,10 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<DecodedAvif, Error
     let r = unsafe { sys::avifDecoderNextImage(decoder.raw) };
     if r != sys::AVIF_RESULT_OK {
         // SAFETY: diag lives in the decoder.
-        return Err(corrupt(describe(r, unsafe { &(*decoder.raw).diag })));
+        return Err(Error::corrupt(
+            "AVIF",
+            describe(r, unsafe { &(*decoder.raw).diag }),
+        ));
     }
     let image = decoder.image();
     let (width, height) = (image.width, image.height);
@@ -187,7 +183,10 @@ pub(crate) fn decode(bytes: &[u8], limits: &Limits) -> Result<DecodedAvif, Error
         sys::avifImageYUVToRGB(image, &mut rgb)
     };
     if r != sys::AVIF_RESULT_OK {
-        return Err(corrupt(describe(r, &sys::avifDiagnostics::default())));
+        return Err(Error::corrupt(
+            "AVIF",
+            describe(r, &sys::avifDiagnostics::default()),
+        ));
     }
     let icc = (!image.icc.data.is_null() && image.icc.size > 0).then(|| {
         // SAFETY: libavif owns `size` bytes at `data` until the decoder is destroyed.

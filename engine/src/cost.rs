@@ -89,7 +89,11 @@ mod tests {
         Job {
             steps: parse_steps(steps, sources.len()).unwrap(),
             sources: sources.into_iter().map(Source::Image).collect(),
-            output: OutputOptions::from_fields(Some("image/png"), None, None, None).unwrap(),
+            output: OutputOptions::from_fields(&imgbind_wire::OutputFields {
+                format: Some("image/png".into()),
+                ..Default::default()
+            })
+            .unwrap(),
         }
     }
 

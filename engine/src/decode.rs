@@ -72,15 +72,6 @@ impl Header {
     }
 }
 
-fn not_an_image(message: impl Into<String>) -> Error {
-    Error::new(ErrorCode::NotAnImage, message)
-}
-
-/// 9412 for input that is cut short or damaged.
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
-    not_an_image(format!("{what} image is corrupt or truncated: {detail}"))
-}
-
 /// Recognises the format from magic bytes; `None` means "not an image".
 pub(crate) fn sniff(bytes: &[u8]) -> Option<Format> {
     if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
@@ -138,17 +129,17 @@ fn looks_like_svg(bytes: &[u8]) -> bool {
 /// Reads format, stored size and orientation without decoding pixels. Errors are 9412
 /// (not an image, or a damaged header) and 9520 (a format we recognise but cannot read).
 pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
-    let format = sniff(bytes).ok_or_else(|| not_an_image("Input is not an image"))?;
+    let format = sniff(bytes).ok_or_else(|| Error::not_an_image("Input is not an image"))?;
     let (width, height, orientation) = match format {
         Format::Jpeg => {
-            let h = turbojpeg::read_header(bytes).map_err(|e| corrupt("JPEG", e))?;
+            let h = turbojpeg::read_header(bytes).map_err(|e| Error::corrupt("JPEG", e))?;
             let (w, h) = (to_u32(h.width)?, to_u32(h.height)?);
             (w, h, exif_orientation(Format::Jpeg, bytes))
         }
         Format::Png => {
             // IHDR is always the first chunk: length 13, "IHDR", width, height (big-endian).
             if bytes.len() < 33 || &bytes[12..16] != b"IHDR" {
-                return Err(corrupt("PNG", "missing IHDR"));
+                return Err(Error::corrupt("PNG", "missing IHDR"));
             }
             let w = u32::from_be_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
             let h = u32::from_be_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]);
@@ -156,7 +147,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         }
         Format::Gif => {
             if bytes.len() < 13 {
-                return Err(corrupt("GIF", "header cut short"));
+                return Err(Error::corrupt("GIF", "header cut short"));
             }
             let w = u32::from(u16::from_le_bytes([bytes[6], bytes[7]]));
             let h = u32::from(u16::from_le_bytes([bytes[8], bytes[9]]));
@@ -164,7 +155,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
         }
         Format::Webp => {
             let f = webp::BitstreamFeatures::new(bytes)
-                .ok_or_else(|| corrupt("WebP", "unreadable header"))?;
+                .ok_or_else(|| Error::corrupt("WebP", "unreadable header"))?;
             (f.width(), f.height(), exif_orientation(Format::Webp, bytes))
         }
         Format::Avif => {
@@ -172,7 +163,8 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
             (h.width, h.height, h.orientation)
         }
         Format::Heic => {
-            let (w, h) = isobmff_size(bytes).ok_or_else(|| corrupt(format.mime(), "no size"))?;
+            let (w, h) =
+                isobmff_size(bytes).ok_or_else(|| Error::corrupt(format.mime(), "no size"))?;
             (w, h, 1)
         }
         Format::Svg => {
@@ -195,7 +187,7 @@ pub(crate) fn read_header(bytes: &[u8]) -> Result<Header, Error> {
 }
 
 fn to_u32(v: usize) -> Result<u32, Error> {
-    u32::try_from(v).map_err(|_| not_an_image("Image dimensions overflow"))
+    u32::try_from(v).map_err(|_| Error::not_an_image("Image dimensions overflow"))
 }
 
 /// 9520 for formats we recognise but cannot decode, before their dimensions are looked at.
@@ -231,7 +223,7 @@ pub(crate) fn decode(
         // Every GIF goes through the animation reader: its frames are counted (and the file
         // checked to the end) before the first one is decoded.
         Format::Gif => crate::anim::first_frame(bytes, header, limits, clock)?
-            .ok_or_else(|| corrupt("GIF", "no frames"))?,
+            .ok_or_else(|| Error::corrupt("GIF", "no frames"))?,
         Format::Webp => decode_webp(bytes, header, limits, clock)?,
         Format::Avif => {
             let avif = crate::avif::decode(bytes, limits)?;
@@ -269,7 +261,7 @@ pub(crate) fn jpeg_scale_eighths(min_scale: f64) -> usize {
 
 fn decode_jpeg(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
     use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
-    let tj = |e: turbojpeg::Error| corrupt("JPEG", e);
+    let tj = |e: turbojpeg::Error| Error::corrupt("JPEG", e);
     let mut decompressor = Decompressor::new().map_err(tj)?;
     let header = decompressor.read_header(bytes).map_err(tj)?;
     let eighths = if header.is_lossless {
@@ -389,10 +381,11 @@ fn adobe_inverted(bytes: &[u8]) -> bool {
 /// is rounded to 8), its iCCP profile converted to sRGB.
 fn decode_png(bytes: &[u8]) -> Result<Raster, Error> {
     use image::ImageDecoder;
-    let mut decoder =
-        image::codecs::png::PngDecoder::new(Cursor::new(bytes)).map_err(|e| corrupt("PNG", e))?;
+    let mut decoder = image::codecs::png::PngDecoder::new(Cursor::new(bytes))
+        .map_err(|e| Error::corrupt("PNG", e))?;
     let profile = decoder.icc_profile().ok().flatten();
-    let raster = from_dynamic(DynamicImage::from_decoder(decoder).map_err(|e| corrupt("PNG", e))?)?;
+    let raster =
+        from_dynamic(DynamicImage::from_decoder(decoder).map_err(|e| Error::corrupt("PNG", e))?)?;
     match profile {
         Some(profile) => icc::rgb_to_srgb(raster, &profile),
         None => Ok(raster),
@@ -405,15 +398,15 @@ fn decode_webp(
     limits: &Limits,
     clock: &Clock,
 ) -> Result<Raster, Error> {
-    let features =
-        webp::BitstreamFeatures::new(bytes).ok_or_else(|| corrupt("WebP", "unreadable header"))?;
+    let features = webp::BitstreamFeatures::new(bytes)
+        .ok_or_else(|| Error::corrupt("WebP", "unreadable header"))?;
     if features.has_animation() {
         return crate::anim::first_frame(bytes, header, limits, clock)?
-            .ok_or_else(|| corrupt("WebP", "no frames"));
+            .ok_or_else(|| Error::corrupt("WebP", "no frames"));
     }
     let image = webp::Decoder::new(bytes)
         .decode()
-        .ok_or_else(|| corrupt("WebP", "decoding failed"))?;
+        .ok_or_else(|| Error::corrupt("WebP", "decoding failed"))?;
     let mut data = try_alloc(image.len())?;
     data.copy_from_slice(&image);
     Raster::from_vec(image.width(), image.height(), image.is_alpha(), data)

@@ -16,13 +16,6 @@ use crate::Encoded;
 /// written in.
 const BLOCK: usize = 64 * 1024;
 
-fn encode_error(format: &str, e: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::Internal,
-        format!("{format} encoding failed: {e}"),
-    )
-}
-
 /// Whether the output's encoder produces it as it goes ([`encode_incremental`]): truecolour PNG
 /// (no `quality`; with one it is a palette PNG, chosen from the whole image) and raw pixels.
 pub(crate) fn is_incremental(output: &OutputOptions) -> bool {
@@ -63,7 +56,7 @@ pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Err
         OutputFormat::Gif => gif(img)?,
         OutputFormat::Avif => crate::avif::encode(&img, quality)?,
         OutputFormat::Png | OutputFormat::Rgb | OutputFormat::Rgba => {
-            return Err(encode_error(
+            return Err(Error::encode_failed(
                 output.format.as_str(),
                 "an incremental format reached the one-block encoder",
             ))
@@ -85,7 +78,7 @@ pub(crate) fn encode_incremental(
     sink: &mut dyn OutputSink,
 ) -> Result<OutputHead, Error> {
     if !is_incremental(output) {
-        return Err(encode_error(
+        return Err(Error::encode_failed(
             output.format.as_str(),
             "this output is not encoded incrementally",
         ));
@@ -98,7 +91,7 @@ pub(crate) fn encode_incremental(
         OutputFormat::Png => png(&img, sink),
         OutputFormat::Rgb => raw(img, false, opaque(output.background), sink),
         OutputFormat::Rgba => raw(img, true, Rgba::WHITE, sink),
-        other => Err(encode_error(
+        other => Err(Error::encode_failed(
             other.as_str(),
             "this format is not encoded incrementally",
         )),
@@ -117,7 +110,7 @@ pub(crate) fn jpeg_is_progressive(width: u32, height: u32) -> bool {
 }
 
 fn jpeg(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
-    let fail = |e| encode_error("JPEG", e);
+    let fail = |e| Error::encode_failed("JPEG", e);
     let mut compressor = turbojpeg::Compressor::new().map_err(fail)?;
     compressor.set_quality(i32::from(quality)).map_err(fail)?;
     compressor
@@ -144,7 +137,7 @@ fn jpeg(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
 /// few bytes, does the deflate stream (fdeflate's output depends on how its input is split).
 fn png(img: &Raster, sink: &mut dyn OutputSink) -> Result<OutputHead, Error> {
     use std::io::Write;
-    let fail = |e: &dyn std::fmt::Display| encode_error("PNG", e);
+    let fail = |e: &dyn std::fmt::Display| Error::encode_failed("PNG", e);
     let head = OutputHead {
         format: OutputFormat::Png,
         width: img.width,
@@ -184,7 +177,7 @@ fn raw(
     sink: &mut dyn OutputSink,
 ) -> Result<OutputHead, Error> {
     let name = if alpha { "RGBA" } else { "RGB" };
-    let fail = |e: std::io::Error| encode_error(name, e);
+    let fail = |e: std::io::Error| Error::encode_failed(name, e);
     let channels = if alpha { 4 } else { 3 };
     let length = raster::buffer_len(img.width, img.height, channels)?;
     let head = OutputHead {
@@ -230,7 +223,8 @@ fn webp(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
             ),
         ));
     }
-    let mut config = webp::WebPConfig::new().map_err(|()| encode_error("WebP", "bad config"))?;
+    let mut config =
+        webp::WebPConfig::new().map_err(|()| Error::encode_failed("WebP", "bad config"))?;
     // Quality 100 means lossless, as Cloudflare documents.
     config.lossless = i32::from(quality == 100);
     config.quality = f32::from(quality);
@@ -242,7 +236,7 @@ fn webp(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
     };
     let memory = webp::Encoder::new(&img.data, layout, img.width, img.height)
         .encode_advanced(&config)
-        .map_err(|e| encode_error("WebP", format!("{e:?}")))?;
+        .map_err(|e| Error::encode_failed("WebP", format!("{e:?}")))?;
     Ok(memory.to_vec())
 }
 
@@ -251,14 +245,14 @@ fn gif(img: Raster) -> Result<Vec<u8>, Error> {
     let (w, h) = (img.width, img.height);
     let rgba = img.into_rgba()?;
     let buffer = image::RgbaImage::from_raw(w, h, rgba.data)
-        .ok_or_else(|| encode_error("GIF", "buffer size"))?;
+        .ok_or_else(|| Error::encode_failed("GIF", "buffer size"))?;
     let mut out = Vec::new();
     {
         // Speed 10 of 30: NeuQuant quality is still good and large frames stay fast.
         let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
         encoder
             .encode_frame(image::Frame::new(buffer))
-            .map_err(|e| encode_error("GIF", e))?;
+            .map_err(|e| Error::encode_failed("GIF", e))?;
     }
     Ok(out)
 }

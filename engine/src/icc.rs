@@ -6,19 +6,12 @@
 //! skipped (no transform is built). A profile that cannot be read, or whose colour space does not
 //! match the pixels, is ignored, as libvips does: the pixels are then taken as sRGB.
 
-use imgbind_wire::{Error, ErrorCode};
+use imgbind_wire::Error;
 use moxcms::{
     ColorProfile, DataColorSpace, Layout, RenderingIntent, ToneReprCurve, TransformOptions,
 };
 
 use crate::raster::{buffer_len, try_alloc, Raster};
-
-fn cms_error(e: impl std::fmt::Debug) -> Error {
-    Error::new(
-        ErrorCode::Internal,
-        format!("colour conversion failed: {e:?}"),
-    )
-}
 
 /// The ICC profile of a JPEG: the `ICC_PROFILE` APP2 segments, joined in sequence order.
 pub(crate) fn jpeg_profile(bytes: &[u8]) -> Option<Vec<u8>> {
@@ -215,7 +208,7 @@ fn convert_rgb(mut raster: Raster, profile: &ColorProfile) -> Result<Raster, Err
     let mut out = try_alloc(raster.data.len())?;
     transform
         .transform(&raster.data, &mut out)
-        .map_err(cms_error)?;
+        .map_err(|e| Error::internal(format!("colour conversion failed: {e:?}")))?;
     raster.data = out;
     Ok(raster)
 }
@@ -262,7 +255,9 @@ pub(crate) fn cmyk_to_srgb(
         for (w, &v) in wide_in.iter_mut().zip(src) {
             *w = u16::from(v) * 257;
         }
-        transform.transform(wide_in, wide_out).map_err(cms_error)?;
+        transform
+            .transform(wide_in, wide_out)
+            .map_err(|e| Error::internal(format!("colour conversion failed: {e:?}")))?;
         for (d, &w) in dst.iter_mut().zip(wide_out.iter()) {
             *d = to_8bit[usize::from(w)];
         }

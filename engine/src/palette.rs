@@ -17,16 +17,12 @@
 
 use std::collections::HashSet;
 
-use imgbind_wire::{Error, ErrorCode};
+use imgbind_wire::Error;
 
 use crate::raster::{div255, try_alloc, Raster};
 
 /// The most colours a PNG palette can hold.
 const MAX_COLOURS: usize = 256;
-
-fn encode_error(e: impl std::fmt::Display) -> Error {
-    Error::new(ErrorCode::Internal, format!("PNG8 encoding failed: {e}"))
-}
 
 /// The palette size for an image with more colours than a palette holds.
 pub(crate) fn colours_for_quality(quality: u8) -> usize {
@@ -49,7 +45,8 @@ pub(crate) fn encode_png8(img: Raster, quality: u8) -> Result<Vec<u8>, Error> {
         premultiplied = premultiply(&img.data)?;
         &premultiplied
     };
-    let image = quantizr::Image::new(pixels, width, height).map_err(encode_error)?;
+    let image =
+        quantizr::Image::new(pixels, width, height).map_err(|e| Error::encode_failed("PNG8", e))?;
 
     let mut options = quantizr::Options::default();
     let colours = if exact {
@@ -59,16 +56,16 @@ pub(crate) fn encode_png8(img: Raster, quality: u8) -> Result<Vec<u8>, Error> {
     };
     options
         .set_max_colors(colours as i32)
-        .map_err(encode_error)?;
+        .map_err(|e| Error::encode_failed("PNG8", e))?;
     let mut result = quantizr::QuantizeResult::quantize(&image, &options);
     // An exact palette has nothing to diffuse; skipping dithering also skips its float pass.
     result
         .set_dithering_level(if exact { 0.0 } else { 1.0 })
-        .map_err(encode_error)?;
+        .map_err(|e| Error::encode_failed("PNG8", e))?;
     let mut indexes = try_alloc(width * height)?;
     result
         .remap_image(&image, &mut indexes)
-        .map_err(encode_error)?;
+        .map_err(|e| Error::encode_failed("PNG8", e))?;
     let palette = result.get_palette();
     let mut entries = palette.entries[..palette.count as usize].to_vec();
     if !exact {
@@ -113,9 +110,15 @@ pub(crate) fn encode_png8(img: Raster, quality: u8) -> Result<Vec<u8>, Error> {
         }
         encoder.set_compression(png::Compression::Balanced);
         encoder.set_filter(png::Filter::NoFilter);
-        let mut writer = encoder.write_header().map_err(encode_error)?;
-        writer.write_image_data(&packed).map_err(encode_error)?;
-        writer.finish().map_err(encode_error)?;
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| Error::encode_failed("PNG8", e))?;
+        writer
+            .write_image_data(&packed)
+            .map_err(|e| Error::encode_failed("PNG8", e))?;
+        writer
+            .finish()
+            .map_err(|e| Error::encode_failed("PNG8", e))?;
     }
     Ok(out)
 }

@@ -3,7 +3,7 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
-use imgbind_wire::{Error, ErrorCode, Fit, Gravity, GravityMode, Rgba, TransformStep};
+use imgbind_wire::{Error, Fit, Gravity, GravityMode, Rgba, TransformStep};
 
 use crate::raster::{buffer_len, try_alloc, Raster};
 use crate::{composite, smartcrop, Limits};
@@ -261,10 +261,6 @@ pub(crate) struct CropBox {
     pub(crate) height: f64,
 }
 
-fn internal(e: impl std::fmt::Display) -> Error {
-    Error::new(ErrorCode::Internal, format!("resize failed: {e}"))
-}
-
 /// Resamples `crop` of `src` to `width`×`height`. A crop that needs no scaling is copied.
 pub(crate) fn resample(
     src: &Raster,
@@ -301,15 +297,17 @@ pub(crate) fn resample(
     } else {
         PixelType::U8x3
     };
-    let source = ImageRef::new(src.width, src.height, &src.data, pixel_type).map_err(internal)?;
+    let source = ImageRef::new(src.width, src.height, &src.data, pixel_type)
+        .map_err(|e| Error::internal(format!("resize failed: {e}")))?;
     let buffer = try_alloc(buffer_len(width, height, src.channels())?)?;
-    let mut target = Image::from_vec_u8(width, height, buffer, pixel_type).map_err(internal)?;
+    let mut target = Image::from_vec_u8(width, height, buffer, pixel_type)
+        .map_err(|e| Error::internal(format!("resize failed: {e}")))?;
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .crop(x, y, cw, ch);
     Resizer::new()
         .resize(&source, &mut target, &options)
-        .map_err(internal)?;
+        .map_err(|e| Error::internal(format!("resize failed: {e}")))?;
     Raster::from_vec(width, height, src.has_alpha, target.into_vec())
 }
 

@@ -15,13 +15,6 @@ use resvg::{tiny_skia, usvg};
 use crate::raster::{buffer_len, try_alloc, Raster};
 use crate::Limits;
 
-fn not_an_image(detail: impl std::fmt::Display) -> Error {
-    Error::new(
-        ErrorCode::NotAnImage,
-        format!("SVG image could not be read: {detail}"),
-    )
-}
-
 /// Parse options that keep the document self-contained.
 fn options() -> usvg::Options<'static> {
     usvg::Options {
@@ -35,7 +28,8 @@ fn options() -> usvg::Options<'static> {
 }
 
 fn parse(bytes: &[u8]) -> Result<usvg::Tree, Error> {
-    usvg::Tree::from_data(bytes, &options()).map_err(not_an_image)
+    usvg::Tree::from_data(bytes, &options())
+        .map_err(|e| Error::not_an_image(format!("SVG image could not be read: {e}")))
 }
 
 /// The pixel size the SVG is drawn at: its own size, shrunk (aspect kept) to the limits.
@@ -43,7 +37,9 @@ fn canvas_size(tree: &usvg::Tree, limits: &Limits) -> Result<(u32, u32), Error> 
     let size = tree.size();
     let (w, h) = (f64::from(size.width()), f64::from(size.height()));
     if !(w.is_finite() && h.is_finite() && w > 0.0 && h > 0.0) {
-        return Err(not_an_image("it has no size"));
+        return Err(Error::not_an_image(
+            "SVG image could not be read: it has no size",
+        ));
     }
     let side = f64::from(limits.max_side.max(1));
     let pixels = limits.max_pixels.max(1) as f64;

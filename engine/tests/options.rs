@@ -12,7 +12,7 @@ mod common;
 
 use bytes::Bytes;
 use imgbind_engine::{run, Encoded, Job, Limits, Source};
-use imgbind_wire::{parse_steps, Error, ErrorCode, OutputFormat, OutputOptions};
+use imgbind_wire::{parse_steps, Error, ErrorCode, OutputFields, OutputFormat, OutputOptions};
 
 use common::png;
 
@@ -1310,12 +1310,12 @@ fn draw_nested_transformers_apply_child_steps_before_the_draw() {
 // output()
 
 fn output(format: OutputFormat, quality: Option<u8>, background: Option<&str>) -> OutputOptions {
-    OutputOptions::from_fields(
-        Some(format.as_str()),
-        quality.map(|q| q.to_string()).as_deref(),
-        background,
-        None,
-    )
+    OutputOptions::from_fields(&OutputFields {
+        format: Some(format.as_str().to_string()),
+        quality: quality.map(|q| q.to_string()),
+        background: background.map(String::from),
+        anim: None,
+    })
     .unwrap()
 }
 
@@ -1357,7 +1357,12 @@ fn output_quality_default_is_85_and_lower_is_smaller() {
         );
     }
     for bad in ["0", "101", "abc"] {
-        assert!(OutputOptions::from_fields(Some("image/jpeg"), Some(bad), None, None).is_err());
+        assert!(OutputOptions::from_fields(&OutputFields {
+            format: Some("image/jpeg".into()),
+            quality: Some(bad.into()),
+            ..Default::default()
+        })
+        .is_err());
     }
 }
 

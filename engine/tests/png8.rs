@@ -10,17 +10,16 @@ mod common;
 
 use bytes::Bytes;
 use imgbind_engine::{run, Encoded, Job, Limits, Source};
-use imgbind_wire::{parse_steps, OutputFormat, OutputOptions};
+use imgbind_wire::{parse_steps, OutputFields, OutputFormat, OutputOptions};
 
 use common::{corpus, png};
 
 fn output(format: OutputFormat, quality: Option<u8>) -> OutputOptions {
-    OutputOptions::from_fields(
-        Some(format.as_str()),
-        quality.map(|q| q.to_string()).as_deref(),
-        None,
-        None,
-    )
+    OutputOptions::from_fields(&OutputFields {
+        format: Some(format.as_str().to_string()),
+        quality: quality.map(|q| q.to_string()),
+        ..Default::default()
+    })
     .unwrap()
 }
 

@@ -3,7 +3,7 @@
 //! JSON, output_format, output_quality, background, anim.
 #![no_main]
 
-use imgbind_wire::{parse_steps, OutputOptions};
+use imgbind_wire::{parse_steps, OutputFields, OutputOptions};
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Some((&count, rest)) = data.split_first() else {
@@ -25,5 +25,10 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    let _ = OutputOptions::from_fields(format, quality, background, anim);
+    let _ = OutputOptions::from_fields(&OutputFields {
+        format: format.map(String::from),
+        quality: quality.map(String::from),
+        background: background.map(String::from),
+        anim: anim.map(String::from),
+    });
 });

@@ -13,7 +13,9 @@ use imgbind_wire::protocol::{
     PART_DRAW_IMAGE, PART_DRAW_TEXT, PART_IMAGE, PART_TEXT_INPUT, PART_TRANSFORMS,
 };
 
-use crate::serialize::{OutputFields, Part};
+use imgbind_wire::OutputFields;
+
+use crate::serialize::{output_parts, Part};
 
 /// What an image is made from.
 #[derive(Debug, Clone, PartialEq)]
@@ -143,7 +145,7 @@ impl<S, O> Plan<S, O> {
             parts.push(source_part(draw, PART_DRAW_IMAGE, PART_DRAW_TEXT));
         }
         parts.push(Part::text(PART_TRANSFORMS, transforms_json));
-        parts.extend(output.into_parts());
+        parts.extend(output_parts(output));
         parts
     }
 }
@@ -231,7 +233,7 @@ mod tests {
         let parts = plan.into_parts(
             ops_text.clone(),
             OutputFields {
-                format: "image/png".into(),
+                format: Some("image/png".into()),
                 ..OutputFields::default()
             },
         );

@@ -14,6 +14,8 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 use web_sys::{Headers, ReadableStream, Response, ResponseInit};
 
+use imgbind_wire::OutputFields;
+
 use crate::builder::{self, Op, Plan, Source};
 use crate::errors::{ImagesError, Operation};
 use crate::js_io::{
@@ -21,7 +23,7 @@ use crate::js_io::{
     json_stringify, passthrough_body, request_body, response_body, to_js_stream, Backend, JsInput,
     JsSource, RequestBody,
 };
-use crate::serialize::{self, frame, OutputFields, Part};
+use crate::serialize::{self, frame, Part};
 
 /// Creates the binding for a backend: a `Fetcher` (an object with `fetch`, such as a service
 /// binding) or a base URL string such as `http://127.0.0.1:9999`.
@@ -311,7 +313,7 @@ fn output_fields(options: &JsValue) -> Result<OutputFields, JsValue> {
         }
     };
     Ok(OutputFields {
-        format: js_string(&get(options, "format"))?,
+        format: Some(js_string(&get(options, "format"))?),
         quality: optional("quality")?,
         background: optional("background")?,
         anim: optional("anim")?,

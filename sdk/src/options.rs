@@ -12,12 +12,13 @@
 use serde::{Deserialize, Serialize, Serializer};
 
 use imgbind_wire::{
-    CompositeMode, ErrorCode, Fit, Flip, GravityMode, OutputFormat, Repeat, Rotate, Segment,
+    CompositeMode, ErrorCode, Fit, Flip, GravityMode, OutputFields, OutputFormat, Repeat, Rotate,
+    Segment,
 };
 
 use crate::builder::{Plan, Transformer};
 use crate::errors::{ImagesError, Operation};
-use crate::serialize::{ops_json, OutputFields, Part};
+use crate::serialize::{ops_json, Part};
 
 /// One `.transform({...})`: every field optional, applied in the backend's fixed order within the
 /// step (trim → flip → rotate → resize → background → filters → border).
@@ -261,7 +262,7 @@ impl OutputOptions {
     /// The form fields, as Cloudflare's client writes them (`quality.toString()`, …).
     pub fn fields(&self) -> OutputFields {
         OutputFields {
-            format: self.format.as_str().to_string(),
+            format: Some(self.format.as_str().to_string()),
             quality: self.quality.map(|q| q.to_string()),
             background: self.background.clone(),
             anim: self.anim.map(|a| a.to_string()),
@@ -607,23 +608,20 @@ mod tests {
         assert_eq!(
             fields,
             OutputFields {
-                format: "image/webp".into(),
+                format: Some("image/webp".into()),
                 quality: Some("70".into()),
                 background: Some("#000".into()),
                 anim: Some("false".into()),
             }
         );
-        let parsed = imgbind_wire::OutputOptions::from_fields(
-            Some(&fields.format),
-            fields.quality.as_deref(),
-            fields.background.as_deref(),
-            fields.anim.as_deref(),
-        )
-        .unwrap();
+        let parsed = imgbind_wire::OutputOptions::from_fields(&fields).unwrap();
         assert_eq!(parsed.format, OutputFormat::Webp);
         assert_eq!(parsed.quality, Some(70));
         for format in OutputFormat::ALL {
-            assert_eq!(OutputOptions::new(format).fields().format, format.as_str());
+            assert_eq!(
+                OutputOptions::new(format).fields().format.as_deref(),
+                Some(format.as_str())
+            );
         }
     }
 

@@ -13,6 +13,7 @@
 //! --B--\r\n
 //! ```
 
+use imgbind_wire::OutputFields;
 use serde::Serialize;
 
 use crate::builder::Op;
@@ -135,38 +136,13 @@ pub fn frame<B>(boundary: &str, parts: Vec<Part<B>>) -> Vec<Segment<B>> {
     out
 }
 
-/// The `output()` fields as the strings Cloudflare's client sends (`quality.toString()`, …).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OutputFields {
-    /// `output_format`, always sent.
-    pub format: String,
-    /// `output_quality`, if set.
-    pub quality: Option<String>,
-    /// `background`, if set.
-    pub background: Option<String>,
-    /// `anim` (`"true"`/`"false"`), if set.
-    pub anim: Option<String>,
-}
-
-impl OutputFields {
-    /// The output parts in Cloudflare's order.
-    pub fn into_parts<B>(self) -> Vec<Part<B>> {
-        use imgbind_wire::protocol::{
-            PART_ANIM, PART_BACKGROUND, PART_OUTPUT_FORMAT, PART_OUTPUT_QUALITY,
-        };
-        let mut parts = vec![Part::text(PART_OUTPUT_FORMAT, self.format)];
-        let optional = [
-            (PART_OUTPUT_QUALITY, self.quality),
-            (PART_BACKGROUND, self.background),
-            (PART_ANIM, self.anim),
-        ];
-        parts.extend(
-            optional
-                .into_iter()
-                .filter_map(|(name, value)| value.map(|v| Part::text(name, v))),
-        );
-        parts
-    }
+/// The `output()` parts, in Cloudflare's order (`output_format`, then `output_quality`,
+/// `background`, `anim` where set).
+pub fn output_parts<B>(fields: OutputFields) -> Vec<Part<B>> {
+    fields
+        .into_named()
+        .map(|(name, value)| Part::text(name, value))
+        .collect()
 }
 
 /// The `transforms` JSON for ops whose options serialise to JSON objects (Rust callers).
@@ -263,14 +239,11 @@ mod tests {
             Part::file("draw_image", b"".to_vec()),
             Part::text("transforms", "[]"),
         ];
-        parts.extend(
-            OutputFields {
-                format: "image/png".into(),
-                anim: Some("false".into()),
-                ..OutputFields::default()
-            }
-            .into_parts(),
-        );
+        parts.extend(output_parts(OutputFields {
+            format: Some("image/png".into()),
+            anim: Some("false".into()),
+            ..OutputFields::default()
+        }));
         let segments = frame(B, parts);
         // Framing is merged around the two streamed inputs: bytes, stream, bytes, stream, bytes.
         assert_eq!(segments.len(), 5);
@@ -349,13 +322,12 @@ mod tests {
 
     #[test]
     fn output_parts_in_cloudflare_order() {
-        let parts = OutputFields {
-            format: "image/webp".into(),
+        let parts = output_parts::<()>(OutputFields {
+            format: Some("image/webp".into()),
             quality: Some("80".into()),
             background: Some("#fff".into()),
             anim: Some("true".into()),
-        }
-        .into_parts::<()>();
+        });
         let names: Vec<_> = parts.iter().map(|p| p.name).collect();
         assert_eq!(
             names,

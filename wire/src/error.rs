@@ -127,6 +127,27 @@ impl Error {
         Error::new(ErrorCode::InvalidArguments, message)
     }
 
+    /// 9412 with a message: the input is not an image.
+    pub fn not_an_image(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::NotAnImage, message)
+    }
+
+    /// 9412 for input that is cut short or damaged: `<what> image is corrupt or truncated: <detail>`
+    /// (`what` names the format, e.g. `GIF`).
+    pub fn corrupt(what: &str, detail: impl fmt::Display) -> Self {
+        Error::not_an_image(format!("{what} image is corrupt or truncated: {detail}"))
+    }
+
+    /// 9523 with a message: an internal failure, not the caller's fault.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Error::new(ErrorCode::Internal, message)
+    }
+
+    /// 9523 for an encoder that failed: `<what> encoding failed: <detail>`.
+    pub fn encode_failed(what: &str, detail: impl fmt::Display) -> Self {
+        Error::internal(format!("{what} encoding failed: {detail}"))
+    }
+
     /// The stable code.
     pub fn code(&self) -> ErrorCode {
         self.code
@@ -193,5 +214,20 @@ mod tests {
         let e = Error::new(ErrorCode::NotAnImage, "Input is not an image");
         assert_eq!(e.body_text(), "ERROR 9412: Input is not an image");
         assert_eq!(e.header_value(), "err=9412");
+    }
+
+    #[test]
+    fn constructors_carry_their_codes() {
+        let corrupt = Error::corrupt("GIF", "unexpected end of file");
+        assert_eq!(corrupt.code(), ErrorCode::NotAnImage);
+        assert_eq!(
+            corrupt.message(),
+            "GIF image is corrupt or truncated: unexpected end of file"
+        );
+        let encode = Error::encode_failed("PNG", "out of space");
+        assert_eq!(encode.code(), ErrorCode::Internal);
+        assert_eq!(encode.message(), "PNG encoding failed: out of space");
+        assert_eq!(Error::internal("x").code(), ErrorCode::Internal);
+        assert_eq!(Error::not_an_image("x").code(), ErrorCode::NotAnImage);
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! Everything here is plain data plus validation, so it compiles for `wasm32-unknown-unknown`.
 
+mod colour;
 mod error;
 mod info;
 mod output;
@@ -18,12 +19,14 @@ pub mod protocol;
 mod steps;
 mod text;
 
+pub use colour::{parse_colour, Rgba};
 pub use error::{Error, ErrorCode};
 pub use info::InfoResponse;
-pub use output::{OutputFormat, OutputOptions};
+pub use output::{OutputFields, OutputFormat, OutputOptions};
+pub use steps::parse::parse_steps;
 pub use steps::{
-    parse_colour, parse_steps, Border, CompositeMode, DrawStep, Fit, Flip, Gravity, GravityMode,
-    Repeat, Rgba, Rotate, Segment, Step, TransformStep, Trim, TrimBorder,
+    Border, CompositeMode, DrawStep, Fit, Flip, Gravity, GravityMode, Repeat, Rotate, Segment,
+    Step, TransformStep, Trim, TrimBorder,
 };
 pub use text::{
     parse_text_source, TextSource, DEFAULT_TEXT_COLOR, DEFAULT_TEXT_SIZE, MAX_TEXT_SIZE,

@@ -1,6 +1,49 @@
-//! `output()` options: format, quality, background, anim.
+//! `output()` options: the four form fields as sent ([`OutputFields`]) and their validated form
+//! ([`OutputOptions`]): format, quality, background, anim.
 
-use crate::{parse_colour, Error, Rgba};
+use crate::colour::{parse_colour, Rgba};
+use crate::protocol::{PART_ANIM, PART_BACKGROUND, PART_OUTPUT_FORMAT, PART_OUTPUT_QUALITY};
+use crate::Error;
+
+/// The `output()` form fields as strings, before validation: what the SDK writes (as Cloudflare's
+/// client does: `quality.toString()`, …) and what the backend receives.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutputFields {
+    /// `output_format`; both clients always send it.
+    pub format: Option<String>,
+    /// `output_quality`, if set.
+    pub quality: Option<String>,
+    /// `background`, if set.
+    pub background: Option<String>,
+    /// `anim` (`"true"`/`"false"`), if set.
+    pub anim: Option<String>,
+}
+
+impl OutputFields {
+    /// The field a part of this name fills, or `None` for a part that is not an output field.
+    pub fn field_mut(&mut self, part_name: &str) -> Option<&mut Option<String>> {
+        match part_name {
+            PART_OUTPUT_FORMAT => Some(&mut self.format),
+            PART_OUTPUT_QUALITY => Some(&mut self.quality),
+            PART_BACKGROUND => Some(&mut self.background),
+            PART_ANIM => Some(&mut self.anim),
+            _ => None,
+        }
+    }
+
+    /// The fields that are set, as `(part name, value)` in the order Cloudflare's client sends
+    /// them: `output_format`, `output_quality`, `background`, `anim`.
+    pub fn into_named(self) -> impl Iterator<Item = (&'static str, String)> {
+        [
+            (PART_OUTPUT_FORMAT, self.format),
+            (PART_OUTPUT_QUALITY, self.quality),
+            (PART_BACKGROUND, self.background),
+            (PART_ANIM, self.anim),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name, v)))
+    }
+}
 
 /// The output encodings the binding offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,22 +144,27 @@ impl OutputOptions {
         self.quality.unwrap_or(Self::DEFAULT_QUALITY)
     }
 
-    /// Parses the form fields `output_format`, `output_quality`, `background`, `anim`.
+    /// Validates the form fields `output_format`, `output_quality`, `background`, `anim`.
     /// A missing `output_format` is an error: both clients always send it.
-    pub fn from_fields(
-        format: Option<&str>,
-        quality: Option<&str>,
-        background: Option<&str>,
-        anim: Option<&str>,
-    ) -> Result<OutputOptions, Error> {
+    pub fn from_fields(fields: &OutputFields) -> Result<OutputOptions, Error> {
         let format = OutputFormat::parse(
-            format
+            fields
+                .format
+                .as_deref()
                 .ok_or_else(|| Error::invalid("output_format is required"))?
                 .trim(),
         )?;
-        let quality = quality.map(|q| parse_quality(q.trim())).transpose()?;
-        let background = background.map(|b| parse_colour(b.trim())).transpose()?;
-        let anim = match anim.map(str::trim) {
+        let quality = fields
+            .quality
+            .as_deref()
+            .map(|q| parse_quality(q.trim()))
+            .transpose()?;
+        let background = fields
+            .background
+            .as_deref()
+            .map(|b| parse_colour(b.trim()))
+            .transpose()?;
+        let anim = match fields.anim.as_deref().map(str::trim) {
             None | Some("true") => true,
             Some("false") => false,
             Some(other) => {
@@ -162,14 +210,28 @@ mod tests {
         );
     }
 
+    fn fields(
+        format: Option<&str>,
+        quality: Option<&str>,
+        background: Option<&str>,
+        anim: Option<&str>,
+    ) -> OutputFields {
+        OutputFields {
+            format: format.map(str::to_string),
+            quality: quality.map(str::to_string),
+            background: background.map(str::to_string),
+            anim: anim.map(str::to_string),
+        }
+    }
+
     #[test]
     fn parses_fields() {
-        let o = OutputOptions::from_fields(
+        let o = OutputOptions::from_fields(&fields(
             Some("image/webp"),
             Some("72"),
             Some("#ff0000"),
             Some("false"),
-        )
+        ))
         .unwrap();
         assert_eq!(o.format, OutputFormat::Webp);
         assert_eq!(o.quality, Some(72));
@@ -184,7 +246,7 @@ mod tests {
         );
         assert!(!o.anim);
         assert_eq!(
-            OutputOptions::from_fields(Some("image/png"), None, None, None)
+            OutputOptions::from_fields(&fields(Some("image/png"), None, None, None))
                 .unwrap()
                 .quality_or_default(),
             85
@@ -199,12 +261,36 @@ mod tests {
             (Some("x"), None),
             (None, Some("yes")),
         ] {
-            let e = OutputOptions::from_fields(Some("image/jpeg"), q, None, anim).unwrap_err();
+            let e =
+                OutputOptions::from_fields(&fields(Some("image/jpeg"), q, None, anim)).unwrap_err();
             assert_eq!(e.code(), ErrorCode::InvalidArguments);
         }
-        assert!(OutputOptions::from_fields(None, None, None, None).is_err());
-        assert!(
-            OutputOptions::from_fields(Some("image/jpeg"), None, Some("notacolour"), None).is_err()
+        assert!(OutputOptions::from_fields(&fields(None, None, None, None)).is_err());
+        assert!(OutputOptions::from_fields(&fields(
+            Some("image/jpeg"),
+            None,
+            Some("notacolour"),
+            None
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn fields_by_part_name_in_cloudflare_order() {
+        let mut f = OutputFields::default();
+        for (name, value) in [("anim", "true"), ("output_format", "image/webp")] {
+            *f.field_mut(name).unwrap() = Some(value.to_string());
+        }
+        assert!(f.field_mut("transforms").is_none());
+        f.quality = Some("80".into());
+        let named: Vec<_> = f.into_named().collect();
+        assert_eq!(
+            named,
+            [
+                ("output_format", "image/webp".to_string()),
+                ("output_quality", "80".to_string()),
+                ("anim", "true".to_string())
+            ]
         );
     }
 }

@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-use crate::steps::{parse_colour, Rgba};
+use crate::colour::{parse_colour, Rgba};
 use crate::Error;
 
 /// Font size used when `size` is not given, in points (12 pt = 16 CSS px, the CSS default).
