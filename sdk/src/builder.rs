@@ -9,14 +9,6 @@
 //! `S` is an input body (a stream handle, bytes, …) and `O` the options of a step (a JSON object
 //! for Rust callers, a JS object in the wasm bindings).
 
-use imgbind_wire::protocol::{
-    PART_DRAW_IMAGE, PART_DRAW_TEXT, PART_IMAGE, PART_TEXT_INPUT, PART_TRANSFORMS,
-};
-
-use imgbind_wire::OutputFields;
-
-use crate::serialize::{output_parts, Part};
-
 /// What an image is made from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source<S> {
@@ -26,9 +18,9 @@ pub enum Source<S> {
     Text(String),
 }
 
-/// A transformer: a source and the steps called on it, in call order.
+/// A transformer tree: a source and the steps called on it, in call order.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Transformer<S, O> {
+pub struct Tree<S, O> {
     source: Source<S>,
     steps: Vec<Pending<S, O>>,
 }
@@ -37,7 +29,7 @@ pub struct Transformer<S, O> {
 #[derive(Debug, Clone, PartialEq)]
 enum Pending<S, O> {
     Transform(O),
-    Draw(Transformer<S, O>, O),
+    Draw(Tree<S, O>, O),
 }
 
 /// One element of the `transforms` array.
@@ -72,10 +64,10 @@ pub struct Plan<S, O> {
     pub ops: Vec<Op<O>>,
 }
 
-impl<S, O> Transformer<S, O> {
+impl<S, O> Tree<S, O> {
     /// A transformer with no steps yet.
     pub fn new(source: Source<S>) -> Self {
-        Transformer {
+        Tree {
             source,
             steps: Vec::new(),
         }
@@ -88,7 +80,7 @@ impl<S, O> Transformer<S, O> {
     }
 
     /// Adds a draw of `child` onto this image.
-    pub fn draw(mut self, child: Transformer<S, O>, options: O) -> Self {
+    pub fn draw(mut self, child: Tree<S, O>, options: O) -> Self {
         self.push_draw(child, options);
         self
     }
@@ -99,7 +91,7 @@ impl<S, O> Transformer<S, O> {
     }
 
     /// [`draw`](Self::draw) in place.
-    pub fn push_draw(&mut self, child: Transformer<S, O>, options: O) {
+    pub fn push_draw(&mut self, child: Tree<S, O>, options: O) {
         self.steps.push(Pending::Draw(child, options));
     }
 
@@ -136,36 +128,17 @@ fn walk<S, O>(plan: &mut Plan<S, O>, target: usize, steps: Vec<Pending<S, O>>) {
     }
 }
 
-impl<S, O> Plan<S, O> {
-    /// The `/transform` parts in order: canvas, draw sources, `transforms`, output fields.
-    pub fn into_parts(self, transforms_json: String, output: OutputFields) -> Vec<Part<S>> {
-        let mut parts = Vec::with_capacity(self.draws.len() + 6);
-        parts.push(source_part(self.canvas, PART_IMAGE, PART_TEXT_INPUT));
-        for draw in self.draws {
-            parts.push(source_part(draw, PART_DRAW_IMAGE, PART_DRAW_TEXT));
-        }
-        parts.push(Part::text(PART_TRANSFORMS, transforms_json));
-        parts.extend(output_parts(output));
-        parts
-    }
-}
-
-fn source_part<S>(source: Source<S>, image: &'static str, text: &'static str) -> Part<S> {
-    match source {
-        Source::Image(body) => Part::file(image, body),
-        Source::Text(json) => Part::text(text, json),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::serialize::{frame, ops_json, PartBody, Segment};
+    use imgbind_wire::OutputFields;
 
-    fn input(name: &str) -> Transformer<String, Value> {
-        Transformer::new(Source::Image(name.to_string()))
+    use crate::serialize::{frame, ops_json, BodyPiece, PartBody};
+
+    fn input(name: &str) -> Tree<String, Value> {
+        Tree::new(Source::Image(name.to_string()))
     }
 
     #[test]
@@ -210,9 +183,8 @@ mod tests {
         let b = input("b")
             .draw(c, json!({"top": 1}))
             .transform(json!({"blur": 2}));
-        let a = Transformer::new(Source::Text(r#"{"text":"a"}"#.into()))
-            .draw(b, json!({"opacity": 0.5}));
-        let plan = Transformer::new(Source::Text(r#"{"text":"t"}"#.into()))
+        let a = Tree::new(Source::Text(r#"{"text":"a"}"#.into())).draw(b, json!({"opacity": 0.5}));
+        let plan = Tree::new(Source::Text(r#"{"text":"t"}"#.into()))
             .draw(a, json!({"left": 4}))
             .draw(input("d"), Value::Null)
             .transform(json!({"rotate": 90}))
@@ -257,8 +229,8 @@ mod tests {
         let streams: Vec<_> = frame("b", parts)
             .into_iter()
             .filter_map(|s| match s {
-                Segment::Stream(s) => Some(s),
-                Segment::Bytes(_) => None,
+                BodyPiece::Stream(s) => Some(s),
+                BodyPiece::Bytes(_) => None,
             })
             .collect();
         assert_eq!(streams, ["b", "c", "d"]);

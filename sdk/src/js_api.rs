@@ -215,7 +215,7 @@ fn prepare(node: &RefCell<Node>, options: &JsValue) -> Result<(String, RequestBo
 }
 
 /// The tree as plain data, taking the inputs out of the (now consumed) nodes.
-fn snapshot(node: &RefCell<Node>) -> Result<builder::Transformer<JsInput, JsValue>, JsValue> {
+fn snapshot(node: &RefCell<Node>) -> Result<builder::Tree<JsInput, JsValue>, JsValue> {
     let (source, steps) = {
         let mut node = node.borrow_mut();
         (node.source.take(), std::mem::take(&mut node.steps))
@@ -224,7 +224,7 @@ fn snapshot(node: &RefCell<Node>) -> Result<builder::Transformer<JsInput, JsValu
         JsSource::Image(input) => Source::Image(input),
         JsSource::Text { content, options } => Source::Text(text_json(&content, &options)?),
     };
-    let mut tree = builder::Transformer::new(source);
+    let mut tree = builder::Tree::new(source);
     for step in steps {
         match step {
             NodeStep::Transform(t) => tree.push_transform(t),

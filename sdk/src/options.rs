@@ -16,7 +16,7 @@ use imgbind_wire::{
     Segment,
 };
 
-use crate::builder::{Plan, Transformer};
+use crate::builder::{Plan, Tree};
 use crate::errors::{ImagesError, Operation};
 use crate::serialize::{ops_json, Part};
 
@@ -36,7 +36,7 @@ pub struct Transform {
     pub fit: Option<Fit>,
     /// Which part survives a crop.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub gravity: Option<Gravity>,
+    pub gravity: Option<GravityOption>,
     /// Padding / flatten colour, any CSS colour.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub background: Option<String>,
@@ -66,10 +66,10 @@ pub struct Transform {
     pub saturation: Option<f64>,
     /// Edge trimming, before resizing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trim: Option<Trim>,
+    pub trim: Option<TrimOption>,
     /// Border added around the result.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub border: Option<Border>,
+    pub border: Option<BorderOption>,
     /// Segmentation (the backend answers 9520: not supported yet).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub segment: Option<Segment>,
@@ -77,7 +77,7 @@ pub struct Transform {
 
 /// `gravity`: a side, a strategy, or a point.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Gravity {
+pub enum GravityOption {
     /// `"auto"`.
     Auto,
     /// `"face"`.
@@ -105,7 +105,7 @@ pub enum Gravity {
     },
 }
 
-impl Serialize for Gravity {
+impl Serialize for GravityOption {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         #[derive(Serialize)]
         struct Point {
@@ -114,15 +114,17 @@ impl Serialize for Gravity {
             mode: GravityMode,
         }
         let side = match *self {
-            Gravity::Auto => "auto",
-            Gravity::Face => "face",
-            Gravity::Entropy => "entropy",
-            Gravity::Left => "left",
-            Gravity::Right => "right",
-            Gravity::Top => "top",
-            Gravity::Bottom => "bottom",
-            Gravity::Center => "center",
-            Gravity::Point { x, y, mode } => return Point { x, y, mode }.serialize(serializer),
+            GravityOption::Auto => "auto",
+            GravityOption::Face => "face",
+            GravityOption::Entropy => "entropy",
+            GravityOption::Left => "left",
+            GravityOption::Right => "right",
+            GravityOption::Top => "top",
+            GravityOption::Bottom => "bottom",
+            GravityOption::Center => "center",
+            GravityOption::Point { x, y, mode } => {
+                return Point { x, y, mode }.serialize(serializer)
+            }
         };
         serializer.serialize_str(side)
     }
@@ -130,7 +132,7 @@ impl Serialize for Gravity {
 
 /// `trim`: fixed edges, or automatic border detection.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Trim {
+pub enum TrimOption {
     /// `"border"`: remove a uniform border of the top-left pixel's colour.
     Border,
     /// `{top, right, bottom, left, width, height, border}`.
@@ -160,12 +162,12 @@ pub struct TrimEdges {
     pub height: Option<u32>,
     /// Border detection settings.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub border: Option<TrimBorder>,
+    pub border: Option<TrimBorderOption>,
 }
 
 /// `trim.border`: `{color?, tolerance?, keep?}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct TrimBorder {
+pub struct TrimBorderOption {
     /// Border colour (CSS); unset = the top-left pixel's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub color: Option<String>,
@@ -177,18 +179,18 @@ pub struct TrimBorder {
     pub keep: Option<u32>,
 }
 
-impl Serialize for Trim {
+impl Serialize for TrimOption {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Trim::Border => serializer.serialize_str("border"),
-            Trim::Edges(edges) => edges.serialize(serializer),
+            TrimOption::Border => serializer.serialize_str("border"),
+            TrimOption::Edges(edges) => edges.serialize(serializer),
         }
     }
 }
 
 /// `border`: `{color, width}` or per side.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Border {
+pub struct BorderOption {
     /// CSS colour (the backend's default is black).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub color: Option<String>,
@@ -237,7 +239,7 @@ pub struct DrawOptions {
 
 /// `.output({...})`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OutputOptions {
+pub struct ImageOutputOptions {
     /// The encoding.
     pub format: OutputFormat,
     /// 1–100; unset = the backend's default (85).
@@ -248,10 +250,10 @@ pub struct OutputOptions {
     pub anim: Option<bool>,
 }
 
-impl OutputOptions {
+impl ImageOutputOptions {
     /// Just a format, everything else default.
     pub fn new(format: OutputFormat) -> Self {
-        OutputOptions {
+        ImageOutputOptions {
             format,
             quality: None,
             background: None,
@@ -270,9 +272,9 @@ impl OutputOptions {
     }
 }
 
-impl From<OutputFormat> for OutputOptions {
+impl From<OutputFormat> for ImageOutputOptions {
     fn from(format: OutputFormat) -> Self {
-        OutputOptions::new(format)
+        ImageOutputOptions::new(format)
     }
 }
 
@@ -290,8 +292,8 @@ pub enum StepOptions {
 /// The `/transform` parts for a tree of typed steps: canvas and draw sources, `transforms`,
 /// output fields. Shared by the `worker`-crate API and its host tests.
 pub fn transform_parts<S>(
-    tree: Transformer<S, StepOptions>,
-    output: &OutputOptions,
+    tree: Tree<S, StepOptions>,
+    output: &ImageOutputOptions,
 ) -> Result<Vec<Part<S>>, ImagesError> {
     let plan: Plan<S, StepOptions> = tree.plan();
     let transforms = ops_json(&plan.ops).map_err(|e| {
@@ -400,13 +402,13 @@ mod tests {
 
     use super::*;
     use crate::builder::Source;
-    use crate::serialize::{frame, PartBody, Segment};
+    use crate::serialize::{frame, BodyPiece, PartBody};
 
-    fn input(name: &str) -> Transformer<String, StepOptions> {
-        Transformer::new(Source::Image(name.to_string()))
+    fn input(name: &str) -> Tree<String, StepOptions> {
+        Tree::new(Source::Image(name.to_string()))
     }
 
-    fn ops(tree: Transformer<String, StepOptions>) -> String {
+    fn ops(tree: Tree<String, StepOptions>) -> String {
         let parts = transform_parts(tree, &OutputFormat::Png.into()).unwrap();
         let transforms = parts.iter().find(|p| p.name == "transforms").unwrap();
         match &transforms.body {
@@ -438,7 +440,7 @@ mod tests {
             width: Some(300),
             height: Some(200),
             fit: Some(Fit::Cover),
-            gravity: Some(Gravity::Point {
+            gravity: Some(GravityOption::Point {
                 x: 0.25,
                 y: 1.0,
                 mode: GravityMode::BoxCenter,
@@ -452,21 +454,21 @@ mod tests {
             contrast: Some(0.9),
             gamma: Some(1.1),
             saturation: Some(0.0),
-            trim: Some(Trim::Edges(TrimEdges {
+            trim: Some(TrimOption::Edges(TrimEdges {
                 top: Some(1),
                 left: Some(2),
                 width: Some(50),
-                border: Some(TrimBorder {
+                border: Some(TrimBorderOption {
                     color: Some("white".into()),
                     tolerance: Some(10),
                     keep: Some(1),
                 }),
                 ..TrimEdges::default()
             })),
-            border: Some(Border {
+            border: Some(BorderOption {
                 color: Some("red".into()),
                 width: Some(4),
-                ..Border::default()
+                ..BorderOption::default()
             }),
             segment: None,
         };
@@ -518,18 +520,18 @@ mod tests {
     #[test]
     fn named_gravity_and_trim_border_are_strings() {
         for (gravity, name) in [
-            (Gravity::Auto, "auto"),
-            (Gravity::Face, "face"),
-            (Gravity::Entropy, "entropy"),
-            (Gravity::Left, "left"),
-            (Gravity::Right, "right"),
-            (Gravity::Top, "top"),
-            (Gravity::Bottom, "bottom"),
-            (Gravity::Center, "center"),
+            (GravityOption::Auto, "auto"),
+            (GravityOption::Face, "face"),
+            (GravityOption::Entropy, "entropy"),
+            (GravityOption::Left, "left"),
+            (GravityOption::Right, "right"),
+            (GravityOption::Top, "top"),
+            (GravityOption::Bottom, "bottom"),
+            (GravityOption::Center, "center"),
         ] {
             let t = Transform {
                 gravity: Some(gravity),
-                trim: Some(Trim::Border),
+                trim: Some(TrimOption::Border),
                 ..Transform::default()
             };
             let text = ops(input("a").transform(StepOptions::Transform(t)));
@@ -598,7 +600,7 @@ mod tests {
 
     #[test]
     fn output_fields_are_what_the_backend_validates() {
-        let options = OutputOptions {
+        let options = ImageOutputOptions {
             format: OutputFormat::Webp,
             quality: Some(70),
             background: Some("#000".into()),
@@ -619,7 +621,7 @@ mod tests {
         assert_eq!(parsed.quality, Some(70));
         for format in OutputFormat::ALL {
             assert_eq!(
-                OutputOptions::new(format).fields().format.as_deref(),
+                ImageOutputOptions::new(format).fields().format.as_deref(),
                 Some(format.as_str())
             );
         }
@@ -628,16 +630,16 @@ mod tests {
     #[test]
     fn request_body_is_the_js_paths_framing() {
         let tree = input("PHOTO").draw(input("LOGO"), StepOptions::Draw(DrawOptions::default()));
-        let output = OutputOptions {
+        let output = ImageOutputOptions {
             quality: Some(80),
-            ..OutputOptions::new(OutputFormat::Jpeg)
+            ..ImageOutputOptions::new(OutputFormat::Jpeg)
         };
         let parts = transform_parts(tree, &output).unwrap();
         let body: String = frame("B", parts)
             .into_iter()
             .map(|s| match s {
-                Segment::Bytes(b) => String::from_utf8(b).unwrap(),
-                Segment::Stream(s) => s,
+                BodyPiece::Bytes(b) => String::from_utf8(b).unwrap(),
+                BodyPiece::Stream(s) => s,
             })
             .collect();
         assert_eq!(
@@ -670,8 +672,7 @@ mod tests {
             text_json("a", &TextOptions::new("x.ttf")),
             r#"{"text":"a","font":{"url":"x.ttf"}}"#
         );
-        let caption: Transformer<String, StepOptions> =
-            Transformer::new(Source::Text(json.clone()));
+        let caption: Tree<String, StepOptions> = Tree::new(Source::Text(json.clone()));
         let tree = input("photo").draw(caption, StepOptions::Draw(DrawOptions::default()));
         let parts = transform_parts(tree, &OutputFormat::Png.into()).unwrap();
         assert_eq!(parts[1].name, "draw_text");

@@ -31,14 +31,14 @@ pub use imgbind_wire::{
 
 pub use crate::errors::{ImagesError, Operation};
 pub use crate::options::{
-    Border, DrawOptions, Gravity, ImageInfo, OutputOptions, TextOptions, Transform, Trim,
-    TrimBorder, TrimEdges,
+    BorderOption, DrawOptions, GravityOption, ImageInfo, ImageOutputOptions, TextOptions,
+    Transform, TrimBorderOption, TrimEdges, TrimOption,
 };
 
 use crate::builder::{self, Source};
 use crate::js_io::{self, get, Backend, JsInput, JsSource};
 use crate::options::{parse_info, text_json, transform_parts, StepOptions};
-use crate::serialize::{self, frame, Part, Segment as BodySegment};
+use crate::serialize::{self, frame, BodyPiece, Part};
 
 /// The binding: start a transformer with [`input`](Images::input), or ask [`info`](Images::info).
 /// Cheap to clone.
@@ -75,7 +75,7 @@ impl Images {
     pub fn input(&self, image: impl Into<ImageInput>) -> ImageTransformer {
         ImageTransformer {
             backend: self.backend.clone(),
-            tree: builder::Transformer::new(Source::Image(image.into())),
+            tree: builder::Tree::new(Source::Image(image.into())),
         }
     }
 
@@ -84,7 +84,7 @@ impl Images {
     pub fn text(&self, content: &str, options: &TextOptions) -> ImageTransformer {
         ImageTransformer {
             backend: self.backend.clone(),
-            tree: builder::Transformer::new(Source::Text(text_json(content, options))),
+            tree: builder::Tree::new(Source::Text(text_json(content, options))),
         }
     }
 
@@ -190,7 +190,7 @@ impl From<worker::ByteStream> for ImageInput {
 
 /// What [`ImageTransformer::draw`] draws: another transformer (with its own steps), or plain
 /// image bytes.
-pub struct Overlay(builder::Transformer<ImageInput, StepOptions>);
+pub struct Overlay(builder::Tree<ImageInput, StepOptions>);
 
 impl From<ImageTransformer> for Overlay {
     fn from(transformer: ImageTransformer) -> Self {
@@ -200,14 +200,14 @@ impl From<ImageTransformer> for Overlay {
 
 impl<T: Into<ImageInput>> From<T> for Overlay {
     fn from(image: T) -> Self {
-        Overlay(builder::Transformer::new(Source::Image(image.into())))
+        Overlay(builder::Tree::new(Source::Image(image.into())))
     }
 }
 
 /// A chain of steps on one image; ends in [`output`](ImageTransformer::output).
 pub struct ImageTransformer {
     backend: Rc<Backend>,
-    tree: builder::Transformer<ImageInput, StepOptions>,
+    tree: builder::Tree<ImageInput, StepOptions>,
 }
 
 impl std::fmt::Debug for ImageTransformer {
@@ -235,7 +235,7 @@ impl ImageTransformer {
     /// [`ImagesError`]; a body cut short fails the [`ImageOutput`]'s stream, not this call.
     pub async fn output(
         self,
-        options: impl Into<OutputOptions>,
+        options: impl Into<ImageOutputOptions>,
     ) -> Result<ImageOutput, ImagesError> {
         let parts = transform_parts(self.tree, &options.into())?;
         let boundary = new_boundary();
@@ -334,14 +334,14 @@ impl From<ImagesError> for worker::Error {
 
 /// The multipart body, produced as it is read, by the JavaScript API's code.
 fn request_body(
-    segments: Vec<BodySegment<ImageInput>>,
+    segments: Vec<BodyPiece<ImageInput>>,
     op: Operation,
 ) -> Result<js_io::RequestBody, ImagesError> {
     let segments = segments
         .into_iter()
         .map(|segment| match segment {
-            BodySegment::Bytes(bytes) => Ok(BodySegment::Bytes(bytes)),
-            BodySegment::Stream(input) => input.into_js(op).map(BodySegment::Stream),
+            BodyPiece::Bytes(bytes) => Ok(BodyPiece::Bytes(bytes)),
+            BodyPiece::Stream(input) => input.into_js(op).map(BodyPiece::Stream),
         })
         .collect::<Result<Vec<_>, JsValue>>()
         .map_err(from_js)?;

@@ -13,10 +13,13 @@
 //! --B--\r\n
 //! ```
 
+use imgbind_wire::protocol::{
+    PART_DRAW_IMAGE, PART_DRAW_TEXT, PART_IMAGE, PART_TEXT_INPUT, PART_TRANSFORMS,
+};
 use imgbind_wire::OutputFields;
 use serde::Serialize;
 
-use crate::builder::Op;
+use crate::builder::{Op, Plan, Source};
 
 /// What workerd's boundary starts with; 24 random decimal digits follow.
 pub const BOUNDARY_PREFIX: &str = "--------------------------";
@@ -94,7 +97,7 @@ impl<B> Part<B> {
 /// A piece of the request body in order: framing (and string fields) as bytes, or an input to
 /// stream through unchanged.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment<B> {
+pub enum BodyPiece<B> {
     /// Bytes to send as they are.
     Bytes(Vec<u8>),
     /// An input body to pass through.
@@ -103,7 +106,7 @@ pub enum Segment<B> {
 
 /// The whole body as segments, adjacent bytes merged. Concatenating them gives exactly what
 /// workerd's `StreamableFormData.stream()` produces for the same parts and boundary.
-pub fn frame<B>(boundary: &str, parts: Vec<Part<B>>) -> Vec<Segment<B>> {
+pub fn frame<B>(boundary: &str, parts: Vec<Part<B>>) -> Vec<BodyPiece<B>> {
     let mut out = Vec::new();
     let mut bytes = Vec::new();
     bytes.extend_from_slice(format!("--{boundary}{CRLF}").as_bytes());
@@ -125,14 +128,14 @@ pub fn frame<B>(boundary: &str, parts: Vec<Part<B>>) -> Vec<Segment<B>> {
         match part.body {
             PartBody::Text(text) => bytes.extend_from_slice(text.as_bytes()),
             PartBody::Stream(body) => {
-                out.push(Segment::Bytes(std::mem::take(&mut bytes)));
-                out.push(Segment::Stream(body));
+                out.push(BodyPiece::Bytes(std::mem::take(&mut bytes)));
+                out.push(BodyPiece::Stream(body));
             }
         }
         bytes.extend_from_slice(CRLF.as_bytes());
     }
     bytes.extend_from_slice(format!("--{boundary}--{CRLF}").as_bytes());
-    out.push(Segment::Bytes(bytes));
+    out.push(BodyPiece::Bytes(bytes));
     out
 }
 
@@ -143,6 +146,27 @@ pub fn output_parts<B>(fields: OutputFields) -> Vec<Part<B>> {
         .into_named()
         .map(|(name, value)| Part::text(name, value))
         .collect()
+}
+
+impl<S, O> Plan<S, O> {
+    /// The `/transform` parts in order: canvas, draw sources, `transforms`, output fields.
+    pub fn into_parts(self, transforms_json: String, output: OutputFields) -> Vec<Part<S>> {
+        let mut parts = Vec::with_capacity(self.draws.len() + 6);
+        parts.push(source_part(self.canvas, PART_IMAGE, PART_TEXT_INPUT));
+        for draw in self.draws {
+            parts.push(source_part(draw, PART_DRAW_IMAGE, PART_DRAW_TEXT));
+        }
+        parts.push(Part::text(PART_TRANSFORMS, transforms_json));
+        parts.extend(output_parts(output));
+        parts
+    }
+}
+
+fn source_part<S>(source: Source<S>, image: &'static str, text: &'static str) -> Part<S> {
+    match source {
+        Source::Image(body) => Part::file(image, body),
+        Source::Text(json) => Part::text(text, json),
+    }
 }
 
 /// The `transforms` JSON for ops whose options serialise to JSON objects (Rust callers).
@@ -200,11 +224,11 @@ impl<'a, O> From<&'a Op<O>> for OpJson<'a, O> {
 mod tests {
     use super::*;
 
-    fn concat(segments: Vec<Segment<Vec<u8>>>) -> Vec<u8> {
+    fn concat(segments: Vec<BodyPiece<Vec<u8>>>) -> Vec<u8> {
         segments
             .into_iter()
             .flat_map(|s| match s {
-                Segment::Bytes(b) | Segment::Stream(b) => b,
+                BodyPiece::Bytes(b) | BodyPiece::Stream(b) => b,
             })
             .collect()
     }

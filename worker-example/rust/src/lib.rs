@@ -18,8 +18,8 @@
 //! `{"error": {"code", "message"}}` with the status the backend uses for the code.
 
 use imgbind_sdk::rust_api::{
-    DrawOptions, ErrorCode, Fit, Flip, ImageInput, Images, ImagesError, Operation, OutputFormat,
-    OutputOptions, Rotate, TextOptions, Transform,
+    DrawOptions, ErrorCode, Fit, Flip, ImageInput, ImageOutputOptions, Images, ImagesError,
+    Operation, OutputFormat, Rotate, TextOptions, Transform,
 };
 use serde_json::json;
 use worker::{event, Context, Env, FormEntry, Headers, Method, Request, Response, Result, Url};
@@ -219,14 +219,14 @@ impl Query {
         })
     }
 
-    fn output(&self) -> std::result::Result<OutputOptions, ImagesError> {
+    fn output(&self) -> std::result::Result<ImageOutputOptions, ImagesError> {
         let format = match self.get("format") {
             None => DEFAULT_FORMAT,
             Some(name) => OutputFormat::parse(name.trim()).map_err(|e| invalid(e.message()))?,
         };
-        Ok(OutputOptions {
+        Ok(ImageOutputOptions {
             quality: self.parse("quality")?,
-            ..OutputOptions::new(format)
+            ..ImageOutputOptions::new(format)
         })
     }
 }
