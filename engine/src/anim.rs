@@ -22,8 +22,9 @@ use image::AnimationDecoder;
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Step, TransformStep};
 
 use crate::decode::{Format, Header};
+use crate::output::{Encoded, OutputHead, OutputSink};
 use crate::raster::{try_alloc, Raster};
-use crate::{composite, Clock, Encoded, Limits};
+use crate::{composite, Clock, Limits};
 
 /// NeuQuant sampling factor for the GIF palette, 1 (best) to 30 (fastest): 10 is the usual
 /// compromise (image-rs's default too).
@@ -269,7 +270,8 @@ pub(crate) fn run(
     output: &OutputOptions,
     limits: &Limits,
     clock: &Clock,
-) -> Result<Encoded, Error> {
+    sink: &mut dyn OutputSink,
+) -> Result<OutputHead, Error> {
     for (i, step) in steps.iter().enumerate() {
         if touches_canvas(step) {
             continue;
@@ -369,12 +371,13 @@ pub(crate) fn run(
     let (width, height) = size.ok_or_else(|| Error::corrupt("animated", "no frames"))?;
     clock.check()?;
     let bytes = writer.finish(width, height)?;
-    Ok(Encoded {
+    Encoded {
         bytes,
         format: output.format,
         width,
         height,
-    })
+    }
+    .write_to(sink)
 }
 
 /// Collects processed frames into an animated GIF or WebP. Both encoders take the frames at the

@@ -3,42 +3,35 @@
 //! metadata; a JPEG's copyright tag is added afterwards (`metadata.rs`). Animation is not kept:
 //! the output is one frame.
 //!
-//! PNG and raw outputs are written incrementally into an [`OutputSink`] ([`encode_incremental`]);
-//! the one-block [`encode`] collects that same stream, so both give identical bytes.
+//! Everything goes into an [`OutputSink`] through [`encode`], which alone decides whether an output
+//! streams (PNG, raw) or goes as one block; [`crate::run`] collects the same calls into an
+//! [`Encoded`], so both give identical bytes.
 
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rgba};
 
-use crate::output::{OutputHead, OutputSink, SinkWriter, VecSink};
+use crate::output::{Encoded, OutputHead, OutputSink, SinkWriter};
 use crate::raster::{self, Raster};
-use crate::Encoded;
+use crate::{avif, metadata, palette, Clock};
 
 /// The PNG stream writer's IDAT chunk size, and the size of the row blocks raw outputs are
 /// written in.
 const BLOCK: usize = 64 * 1024;
 
-/// Whether the output's encoder produces it as it goes ([`encode_incremental`]): truecolour PNG
-/// (no `quality`; with one it is a palette PNG, chosen from the whole image) and raw pixels.
-pub(crate) fn is_incremental(output: &OutputOptions) -> bool {
-    match output.format {
-        OutputFormat::Png => output.quality.is_none(),
-        OutputFormat::Rgb | OutputFormat::Rgba => true,
-        _ => false,
-    }
-}
-
-/// Encodes `img` as `output` asks, into one buffer. `output.background` flattens any transparency
-/// first; formats without alpha (JPEG, raw RGB) flatten onto white when no background is given.
-pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Error> {
-    if is_incremental(output) {
-        let mut sink = VecSink::default();
-        let head = encode_incremental(img, output, &mut sink)?;
-        return Ok(Encoded {
-            bytes: sink.bytes,
-            format: head.format,
-            width: head.width,
-            height: head.height,
-        });
-    }
+/// Encodes `img` as `output` asks into `sink`. This is the one place that decides how an output
+/// travels: truecolour PNG (no `quality`; with one it is a palette PNG, chosen from the whole
+/// image) and raw pixels are written as the encoder produces them; every other format is encoded
+/// whole, checked against the deadline, and handed over as one block with its length.
+///
+/// `output.background` flattens any transparency first; formats without alpha (JPEG, raw RGB)
+/// flatten onto white when no background is given. `source` is the canvas's encoded input: a JPEG
+/// output keeps its EXIF copyright (`metadata.rs`).
+pub(crate) fn encode(
+    img: Raster,
+    output: &OutputOptions,
+    source: Option<&[u8]>,
+    clock: &Clock,
+    sink: &mut dyn OutputSink,
+) -> Result<OutputHead, Error> {
     let img = match output.background {
         Some(bg) => img.flatten(bg)?,
         None => img,
@@ -46,56 +39,41 @@ pub(crate) fn encode(img: Raster, output: &OutputOptions) -> Result<Encoded, Err
     let quality = output.quality_or_default().clamp(1, 100);
     let (width, height) = (img.width, img.height);
     let bytes = match output.format {
-        OutputFormat::Jpeg => jpeg(&img.flatten(opaque(output.background))?, quality)?,
-        // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`: one
-        // block (the palette is chosen from the whole image).
-        OutputFormat::Png if output.quality.is_some() => {
-            crate::palette::encode_png8(img, output.quality.unwrap_or(100))?
+        // Bytes leave as they are produced: the caller checked the deadline just before (a
+        // finished output is never turned into an error after its first byte).
+        OutputFormat::Png if output.quality.is_none() => return png(&img, sink),
+        OutputFormat::Rgb => return raw(img, false, opaque(output.background), sink),
+        OutputFormat::Rgba => return raw(img, true, Rgba::WHITE, sink),
+        OutputFormat::Jpeg => {
+            let jpeg = jpeg(&img.flatten(opaque(output.background))?, quality)?;
+            match source {
+                Some(input) => metadata::keep_copyright(jpeg, input),
+                None => jpeg,
+            }
         }
+        // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`.
+        OutputFormat::Png => palette::encode_png8(img, quality)?,
         OutputFormat::Webp => webp(&img, quality)?,
         OutputFormat::Gif => gif(img)?,
-        OutputFormat::Avif => crate::avif::encode(&img, quality)?,
-        OutputFormat::Png | OutputFormat::Rgb | OutputFormat::Rgba => {
-            return Err(Error::encode_failed(
-                output.format.as_str(),
-                "an incremental format reached the one-block encoder",
-            ))
-        }
+        OutputFormat::Avif => avif::encode(&img, quality)?,
     };
-    Ok(Encoded {
+    clock.check()?;
+    Encoded {
         bytes,
         format: output.format,
         width,
         height,
-    })
+    }
+    .write_to(sink)
 }
 
-/// Encodes a PNG or raw output into `sink` as it is produced: the head first, then the bytes
-/// (PNG: one IDAT chunk at a time; raw: blocks of rows). 9523 for any other format.
-pub(crate) fn encode_incremental(
-    img: Raster,
-    output: &OutputOptions,
-    sink: &mut dyn OutputSink,
-) -> Result<OutputHead, Error> {
-    if !is_incremental(output) {
-        return Err(Error::encode_failed(
-            output.format.as_str(),
-            "this output is not encoded incrementally",
-        ));
-    }
-    let img = match output.background {
-        Some(bg) => img.flatten(bg)?,
-        None => img,
-    };
-    match output.format {
-        OutputFormat::Png => png(&img, sink),
-        OutputFormat::Rgb => raw(img, false, opaque(output.background), sink),
-        OutputFormat::Rgba => raw(img, true, Rgba::WHITE, sink),
-        other => Err(Error::encode_failed(
-            other.as_str(),
-            "this format is not encoded incrementally",
-        )),
-    }
+/// [`encode`] collected whole, without a deadline or a source: for tests.
+#[cfg(test)]
+pub(crate) fn encode_whole(img: Raster, output: &OutputOptions) -> Result<Encoded, Error> {
+    let mut encoded = Encoded::empty(output.format);
+    let clock = Clock::start(&crate::Limits::default());
+    encode(img, output, None, &clock, &mut encoded)?;
+    Ok(encoded)
 }
 
 /// The background a format without alpha flattens onto: the requested one made opaque, or white.
@@ -300,7 +278,7 @@ mod tests {
                 OutputFormat::Avif,
             ] {
                 let mut options = OutputOptions::new(format);
-                let out = encode(sample(alpha), &options).unwrap();
+                let out = encode_whole(sample(alpha), &options).unwrap();
                 assert_eq!((out.width, out.height), (64, 48));
                 assert_eq!(
                     decode_dims(&out.bytes),
@@ -308,12 +286,13 @@ mod tests {
                     "{format:?} alpha={alpha}"
                 );
                 options.quality = Some(100);
-                let lossless = encode(sample(alpha), &options).unwrap();
+                let lossless = encode_whole(sample(alpha), &options).unwrap();
                 assert_eq!(decode_dims(&lossless.bytes), (64, 48));
             }
-            let rgb = encode(sample(alpha), &OutputOptions::new(OutputFormat::Rgb)).unwrap();
+            let rgb = encode_whole(sample(alpha), &OutputOptions::new(OutputFormat::Rgb)).unwrap();
             assert_eq!(rgb.bytes.len(), 64 * 48 * 3);
-            let rgba = encode(sample(alpha), &OutputOptions::new(OutputFormat::Rgba)).unwrap();
+            let rgba =
+                encode_whole(sample(alpha), &OutputOptions::new(OutputFormat::Rgba)).unwrap();
             assert_eq!(rgba.bytes.len(), 64 * 48 * 4);
         }
     }
@@ -321,7 +300,7 @@ mod tests {
     #[test]
     fn raw_rgb_flattens_onto_background() {
         let clear = Raster::from_vec(1, 1, true, vec![0, 0, 0, 0]).unwrap();
-        let white = encode(clear.clone(), &OutputOptions::new(OutputFormat::Rgb)).unwrap();
+        let white = encode_whole(clear.clone(), &OutputOptions::new(OutputFormat::Rgb)).unwrap();
         assert_eq!(white.bytes, vec![255, 255, 255]);
         let mut options = OutputOptions::new(OutputFormat::Rgb);
         options.background = Some(Rgba {
@@ -330,7 +309,10 @@ mod tests {
             b: 255,
             a: 255,
         });
-        assert_eq!(encode(clear, &options).unwrap().bytes, vec![0, 0, 255]);
+        assert_eq!(
+            encode_whole(clear, &options).unwrap().bytes,
+            vec![0, 0, 255]
+        );
     }
 
     #[test]
@@ -339,10 +321,10 @@ mod tests {
         assert!(!jpeg_is_progressive(49, 400));
         assert!(!jpeg_is_progressive(3001, 400));
         let big = Raster::filled(100, 60, false, Rgba::BLACK, &Limits::default()).unwrap();
-        let progressive = encode(big, &OutputOptions::new(OutputFormat::Jpeg)).unwrap();
+        let progressive = encode_whole(big, &OutputOptions::new(OutputFormat::Jpeg)).unwrap();
         assert_eq!(frame_marker(&progressive.bytes), Some(0xC2));
         let small = Raster::filled(40, 40, false, Rgba::BLACK, &Limits::default()).unwrap();
-        let baseline = encode(small, &OutputOptions::new(OutputFormat::Jpeg)).unwrap();
+        let baseline = encode_whole(small, &OutputOptions::new(OutputFormat::Jpeg)).unwrap();
         assert_eq!(frame_marker(&baseline.bytes), Some(0xC0));
     }
 
@@ -365,10 +347,25 @@ mod tests {
             let at = |q| {
                 let mut o = OutputOptions::new(format);
                 o.quality = Some(q);
-                encode(sample(false), &o).unwrap().bytes.len()
+                encode_whole(sample(false), &o).unwrap().bytes.len()
             };
             assert!(at(20) < at(95), "{format:?}: {} vs {}", at(20), at(95));
         }
+    }
+
+    /// [`encode`] into `sink`, with a fresh deadline and no source.
+    fn encode_into(
+        img: Raster,
+        output: &OutputOptions,
+        sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
+        encode(
+            img,
+            output,
+            None,
+            &crate::Clock::start(&Limits::default()),
+            sink,
+        )
     }
 
     /// Records what an incremental encode hands over, in order.
@@ -435,7 +432,7 @@ mod tests {
         for alpha in [false, true] {
             let img = large(alpha);
             let mut recorder = Recorder::default();
-            let head = encode_incremental(
+            let head = encode_into(
                 img.clone(),
                 &OutputOptions::new(OutputFormat::Png),
                 &mut recorder,
@@ -445,7 +442,8 @@ mod tests {
             assert_eq!((head.length, head.incremental), (None, true));
             let streamed = recorder.writes.concat();
             // The one-block encode collects exactly the same stream.
-            let one_block = encode(img.clone(), &OutputOptions::new(OutputFormat::Png)).unwrap();
+            let one_block =
+                encode_whole(img.clone(), &OutputOptions::new(OutputFormat::Png)).unwrap();
             assert!(
                 one_block.bytes == streamed,
                 "one-block and streamed PNG differ"
@@ -505,7 +503,7 @@ mod tests {
             let img = large(alpha_in);
             let options = OutputOptions::new(format);
             let mut recorder = Recorder::default();
-            let head = encode_incremental(img.clone(), &options, &mut recorder).unwrap();
+            let head = encode_into(img.clone(), &options, &mut recorder).unwrap();
             let streamed = recorder.writes.concat();
             assert_eq!(head.length, Some(streamed.len() as u64));
             let expected = if format == OutputFormat::Rgba {
@@ -530,7 +528,7 @@ mod tests {
             fail_after: Some(3),
             ..Recorder::default()
         };
-        let error = encode_incremental(
+        let error = encode_into(
             large(true),
             &OutputOptions::new(OutputFormat::Png),
             &mut recorder,

@@ -43,12 +43,12 @@ mod text;
 
 use std::time::{Duration, Instant};
 
-use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rotate, Step, TransformStep};
+use imgbind_wire::{Error, ErrorCode, OutputOptions, Rotate, Step, TransformStep};
 
 pub use cost::{memory_needed, TEXT_SOURCE_BYTES};
 pub use info::info;
 pub use limits::Limits;
-pub use output::{OutputHead, OutputSink, VecSink};
+pub use output::{Encoded, OutputHead, OutputSink};
 
 use raster::Raster;
 
@@ -70,19 +70,6 @@ pub enum Source {
     Image(bytes::Bytes),
     /// Raw JSON of a `text_input` / `draw_text` part, rendered by `text.rs`.
     Text(String),
-}
-
-/// The encoded result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Encoded {
-    /// The encoded image (or raw pixels for `rgb`/`rgba`).
-    pub bytes: Vec<u8>,
-    /// The format `bytes` are in.
-    pub format: OutputFormat,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
 }
 
 /// Where one job's time went (the server's metrics and logs). Filled as far as the job got: a job
@@ -126,14 +113,9 @@ pub fn run(job: Job, limits: &Limits) -> Result<Encoded, Error> {
 
 /// [`run`], also adding the time spent decoding, applying steps and encoding to `timings`.
 pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Encoded, Error> {
-    let mut sink = VecSink::default();
-    let head = run_into(job, limits, timings, &mut sink)?;
-    Ok(Encoded {
-        bytes: sink.bytes,
-        format: head.format,
-        width: head.width,
-        height: head.height,
-    })
+    let mut encoded = Encoded::empty(job.output.format);
+    run_into(job, limits, timings, &mut encoded)?;
+    Ok(encoded)
 }
 
 /// [`run_timed`], writing the output into `sink` as the encoder produces it (PNG, raw; see
@@ -224,8 +206,15 @@ pub fn run_into(
     let transforming = PhaseTimer::start(&mut timings.transform);
     if let Some(animation) = animation {
         // Every frame through the canvas's steps, then an animated encode (anim.rs).
-        let encoded = anim::run(animation, images, &job.steps, &job.output, limits, &clock)?;
-        return one_block(encoded, sink);
+        return anim::run(
+            animation,
+            images,
+            &job.steps,
+            &job.output,
+            limits,
+            &clock,
+            sink,
+        );
     }
     for (i, step) in job.steps.iter().enumerate() {
         clock.check()?;
@@ -248,34 +237,11 @@ pub fn run_into(
     let _encoding = PhaseTimer::start(&mut timings.encode);
     let canvas = take(&mut images, 0, job.steps.len())?;
     clock.check()?;
-    if encode::is_incremental(&job.output) {
-        // Bytes leave as they are produced: the deadline was checked last just above (a finished
-        // output is never turned into an error after its first byte).
-        return encode::encode_incremental(canvas, &job.output, sink);
-    }
-    let mut encoded = encode::encode(canvas, &job.output)?;
-    if let (OutputFormat::Jpeg, Some(Source::Image(input))) =
-        (job.output.format, job.sources.first())
-    {
-        encoded.bytes = metadata::keep_copyright(encoded.bytes, input);
-    }
-    clock.check()?;
-    one_block(encoded, sink)
-}
-
-/// Hands a complete output to the sink as one block with its length.
-fn one_block(encoded: Encoded, sink: &mut dyn OutputSink) -> Result<OutputHead, Error> {
-    let head = OutputHead {
-        format: encoded.format,
-        width: encoded.width,
-        height: encoded.height,
-        length: Some(encoded.bytes.len() as u64),
-        incremental: false,
+    let source = match job.sources.first() {
+        Some(Source::Image(bytes)) => Some(&bytes[..]),
+        _ => None,
     };
-    let fail = |e: std::io::Error| Error::new(ErrorCode::Internal, format!("output failed: {e}"));
-    sink.begin(&head).map_err(fail)?;
-    sink.write_owned(encoded.bytes).map_err(fail)?;
-    Ok(head)
+    encode::encode(canvas, &job.output, source, &clock, sink)
 }
 
 /// One `.transform()` step, in the order documented at the top of this file.
@@ -394,7 +360,7 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgbind_wire::parse_steps;
+    use imgbind_wire::{parse_steps, OutputFormat};
 
     #[test]
     fn shrink_hint_looks_only_at_a_leading_resize() {
@@ -435,7 +401,7 @@ mod tests {
     fn run_timed_reports_the_phases_the_job_reached() {
         let limits = Limits::default();
         let src = Raster::filled(64, 40, false, imgbind_wire::Rgba::BLACK, &limits).unwrap();
-        let png = encode::encode(src, &OutputOptions::new(OutputFormat::Png))
+        let png = encode::encode_whole(src, &OutputOptions::new(OutputFormat::Png))
             .unwrap()
             .bytes;
         let job = |bytes: Vec<u8>| Job {
@@ -467,7 +433,7 @@ mod tests {
     fn jpeg_shrinks_on_load_and_remembers_its_size() {
         let limits = Limits::default();
         let src = Raster::filled(64, 40, false, imgbind_wire::Rgba::BLACK, &limits).unwrap();
-        let jpeg = encode::encode(src, &OutputOptions::new(OutputFormat::Jpeg))
+        let jpeg = encode::encode_whole(src, &OutputOptions::new(OutputFormat::Jpeg))
             .unwrap()
             .bytes;
         let header = decode::read_header(&jpeg).unwrap();

@@ -7,7 +7,7 @@
 //! GIF (NeuQuant needs the whole frame; animations build one palette from every frame) and
 //! animated WebP are handed over as one block once complete. See `docs/DELIVERY.md`.
 
-use imgbind_wire::OutputFormat;
+use imgbind_wire::{Error, OutputFormat};
 
 /// What the sink will receive, known before the first byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,16 +39,49 @@ pub trait OutputSink {
     }
 }
 
-/// Collects the whole output in memory: the one-block path ([`crate::run`]).
-#[derive(Debug, Default)]
-pub struct VecSink {
-    /// Everything written so far.
+/// The encoded result, collected whole: the sink [`crate::run`] gives the engine, so a one-block
+/// answer and a streamed one come from the same encoder calls and are byte-identical.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// The encoded image (or raw pixels for `rgb`/`rgba`).
     pub bytes: Vec<u8>,
-    /// The head, once begun.
-    pub head: Option<OutputHead>,
+    /// The format `bytes` are in.
+    pub format: OutputFormat,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
 }
 
-impl OutputSink for VecSink {
+impl Encoded {
+    /// Nothing yet, to collect an output of this format into (its head sets the size).
+    pub fn empty(format: OutputFormat) -> Self {
+        Encoded {
+            bytes: Vec::new(),
+            format,
+            width: 0,
+            height: 0,
+        }
+    }
+
+    /// Hands this complete output to `sink` as one block with its length: the one way a finished
+    /// buffer enters a sink.
+    pub fn write_to(self, sink: &mut dyn OutputSink) -> Result<OutputHead, Error> {
+        let head = OutputHead {
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            length: Some(self.bytes.len() as u64),
+            incremental: false,
+        };
+        let fail = |e: std::io::Error| Error::internal(format!("output failed: {e}"));
+        sink.begin(&head).map_err(fail)?;
+        sink.write_owned(self.bytes).map_err(fail)?;
+        Ok(head)
+    }
+}
+
+impl OutputSink for Encoded {
     fn begin(&mut self, head: &OutputHead) -> std::io::Result<()> {
         // A one-block output arrives as one owned buffer: nothing to reserve for.
         if let (true, Some(length)) = (
@@ -57,7 +90,9 @@ impl OutputSink for VecSink {
         ) {
             self.bytes.try_reserve_exact(length)?;
         }
-        self.head = Some(*head);
+        self.format = head.format;
+        self.width = head.width;
+        self.height = head.height;
         Ok(())
     }
 
