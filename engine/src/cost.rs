@@ -12,8 +12,9 @@
 
 use imgbind_wire::{Error, Step};
 
-use crate::decode::{self, Format};
-use crate::{anim, shrink_hint, Job, Limits, Source};
+use crate::codecs::jpeg;
+use crate::format::{self, Format};
+use crate::{animation, shrink_hint, Job, Limits, Source};
 
 /// Bytes of one decoded pixel: RGBA, 8 bits per channel.
 const BYTES_PER_PIXEL: u64 = 4;
@@ -34,12 +35,12 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
                 continue;
             }
         };
-        let header = decode::read_header(bytes)?;
-        decode::check_decodable(header.format)?;
+        let header = format::read_header(bytes)?;
+        format::check_decodable(header.format)?;
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
         let (width, height) = if header.format == Format::Jpeg {
-            let eighths = decode::jpeg_scale_eighths(shrink_hint(&job.steps, index, width, height));
+            let eighths = jpeg::scale_eighths(shrink_hint(&job.steps, index, width, height));
             let scaled = |side: u32| (u64::from(side) * eighths as u64).div_ceil(8);
             (scaled(width), scaled(height))
         } else {
@@ -47,7 +48,7 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
         };
         let image = width * height * BYTES_PER_PIXEL;
         let frames = match index {
-            0 => anim::probe(bytes, header.format, limits)?.map_or(1, |p| u64::from(p.frames)),
+            0 => animation::probe(bytes, header.format, limits)?.map_or(1, |p| u64::from(p.frames)),
             _ => 1,
         };
         held = held.saturating_add(image.saturating_mul(frames));

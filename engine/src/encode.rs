@@ -1,21 +1,18 @@
-//! Encode the finished image: JPEG (libjpeg-turbo), PNG (the png crate's stream writer) and GIF
-//! (image-rs), WebP (libwebp), AVIF (libavif + aom, `avif.rs`), raw RGB/RGBA. No encoder writes
-//! metadata; a JPEG's copyright tag is added afterwards (`metadata.rs`). Animation is not kept:
-//! the output is one frame.
+//! Encode the finished image into an [`OutputSink`], each format through its codec (`codecs/`):
+//! JPEG (libjpeg-turbo), PNG (the png crate's stream writer; with a `quality`, a palette PNG from
+//! `palette.rs`), GIF (image-rs), WebP (libwebp), AVIF (libavif + aom), raw RGB/RGBA. No encoder
+//! writes metadata; a JPEG's copyright tag is added afterwards (`metadata.rs`). Animation is not
+//! kept here: `animation.rs` encodes animations.
 //!
-//! Everything goes into an [`OutputSink`] through [`encode`], which alone decides whether an output
-//! streams (PNG, raw) or goes as one block; [`crate::run`] collects the same calls into an
-//! [`Encoded`], so both give identical bytes.
+//! [`encode`] alone decides whether an output streams (PNG, raw) or goes as one block;
+//! [`crate::run`] collects the same calls into an [`Encoded`], so both give identical bytes.
 
-use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Rgba};
+use imgbind_wire::{Error, OutputFormat, OutputOptions, Rgba};
 
-use crate::output::{Encoded, OutputHead, OutputSink, SinkWriter};
-use crate::raster::{self, Raster};
-use crate::{avif, metadata, palette, Clock};
-
-/// The PNG stream writer's IDAT chunk size, and the size of the row blocks raw outputs are
-/// written in.
-const BLOCK: usize = 64 * 1024;
+use crate::codecs::{avif, gif, jpeg, png, raw, webp};
+use crate::output::{Encoded, OutputHead, OutputSink};
+use crate::raster::Raster;
+use crate::{metadata, palette, Clock};
 
 /// Encodes `img` as `output` asks into `sink`. This is the one place that decides how an output
 /// travels: truecolour PNG (no `quality`; with one it is a palette PNG, chosen from the whole
@@ -41,11 +38,11 @@ pub(crate) fn encode(
     let bytes = match output.format {
         // Bytes leave as they are produced: the caller checked the deadline just before (a
         // finished output is never turned into an error after its first byte).
-        OutputFormat::Png if output.quality.is_none() => return png(&img, sink),
-        OutputFormat::Rgb => return raw(img, false, opaque(output.background), sink),
-        OutputFormat::Rgba => return raw(img, true, Rgba::WHITE, sink),
+        OutputFormat::Png if output.quality.is_none() => return png::encode(&img, sink),
+        OutputFormat::Rgb => return raw::encode(img, false, opaque(output.background), sink),
+        OutputFormat::Rgba => return raw::encode(img, true, Rgba::WHITE, sink),
         OutputFormat::Jpeg => {
-            let jpeg = jpeg(&img.flatten(opaque(output.background))?, quality)?;
+            let jpeg = jpeg::encode(&img.flatten(opaque(output.background))?, quality)?;
             match source {
                 Some(input) => metadata::keep_copyright(jpeg, input),
                 None => jpeg,
@@ -53,8 +50,8 @@ pub(crate) fn encode(
         }
         // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`.
         OutputFormat::Png => palette::encode_png8(img, quality)?,
-        OutputFormat::Webp => webp(&img, quality)?,
-        OutputFormat::Gif => gif(img)?,
+        OutputFormat::Webp => webp::encode(&img, quality)?,
+        OutputFormat::Gif => gif::encode(img)?,
         OutputFormat::Avif => avif::encode(&img, quality)?,
     };
     clock.check()?;
@@ -81,164 +78,11 @@ fn opaque(background: Option<Rgba>) -> Rgba {
     background.map_or(Rgba::WHITE, |c| Rgba { a: 255, ..c })
 }
 
-/// Cloudflare serves progressive JPEG except for tiny (< 50 px) or huge (> 3000 px) sides, where
-/// baseline is smaller or cheaper to decode.
-pub(crate) fn jpeg_is_progressive(width: u32, height: u32) -> bool {
-    width.min(height) >= 50 && width.max(height) <= 3000
-}
-
-fn jpeg(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
-    let fail = |e| Error::encode_failed("JPEG", e);
-    let mut compressor = turbojpeg::Compressor::new().map_err(fail)?;
-    compressor.set_quality(i32::from(quality)).map_err(fail)?;
-    compressor
-        .set_subsamp(turbojpeg::Subsamp::Sub2x2)
-        .map_err(fail)?;
-    compressor
-        .set_progressive(jpeg_is_progressive(img.width, img.height))
-        .map_err(fail)?;
-    // Optimised Huffman tables: a few percent smaller for little time (sharp does the same).
-    compressor.set_optimize(true).map_err(fail)?;
-    let image = turbojpeg::Image {
-        pixels: img.data.as_slice(),
-        width: img.width as usize,
-        pitch: img.stride(),
-        height: img.height as usize,
-        format: turbojpeg::PixelFormat::RGB,
-    };
-    compressor.compress_to_vec(image).map_err(fail)
-}
-
-/// PNG through the png crate's stream writer: the same settings as image-rs's `PngEncoder` with
-/// `CompressionType::Fast` + `FilterType::Adaptive` (fdeflate, adaptive filters), so the filtered
-/// scanlines are the same; the IDAT chunking differs (64 KiB chunks instead of one) and so, by a
-/// few bytes, does the deflate stream (fdeflate's output depends on how its input is split).
-fn png(img: &Raster, sink: &mut dyn OutputSink) -> Result<OutputHead, Error> {
-    use std::io::Write;
-    let fail = |e: &dyn std::fmt::Display| Error::encode_failed("PNG", e);
-    let head = OutputHead {
-        format: OutputFormat::Png,
-        width: img.width,
-        height: img.height,
-        length: None,
-        incremental: true,
-    };
-    sink.begin(&head).map_err(|e| fail(&e))?;
-    let mut encoder = png::Encoder::new(SinkWriter(sink), img.width, img.height);
-    encoder.set_color(if img.has_alpha {
-        png::ColorType::Rgba
-    } else {
-        png::ColorType::Rgb
-    });
-    encoder.set_depth(png::BitDepth::Eight);
-    // Fast (fdeflate) compression: several times quicker than zlib level 6 for a modest size cost.
-    encoder.set_compression(png::Compression::Fast);
-    encoder.set_filter(png::Filter::Adaptive);
-    let mut writer = encoder.write_header().map_err(|e| fail(&e))?;
-    let mut stream = writer
-        .stream_writer_with_size(BLOCK)
-        .map_err(|e| fail(&e))?;
-    // The stream writer filters and compresses row by row and hands each full IDAT chunk on.
-    stream.write_all(&img.data).map_err(|e| fail(&e))?;
-    stream.finish().map_err(|e| fail(&e))?;
-    // IEND.
-    writer.finish().map_err(|e| fail(&e))?;
-    Ok(head)
-}
-
-/// Raw pixels with a known length: the buffer itself when it already has the asked channels,
-/// otherwise converted in blocks of rows.
-fn raw(
-    img: Raster,
-    alpha: bool,
-    background: Rgba,
-    sink: &mut dyn OutputSink,
-) -> Result<OutputHead, Error> {
-    let name = if alpha { "RGBA" } else { "RGB" };
-    let fail = |e: std::io::Error| Error::encode_failed(name, e);
-    let channels = if alpha { 4 } else { 3 };
-    let length = raster::buffer_len(img.width, img.height, channels)?;
-    let head = OutputHead {
-        format: if alpha {
-            OutputFormat::Rgba
-        } else {
-            OutputFormat::Rgb
-        },
-        width: img.width,
-        height: img.height,
-        length: Some(length as u64),
-        incremental: true,
-    };
-    sink.begin(&head).map_err(fail)?;
-    if img.has_alpha == alpha {
-        sink.write_owned(img.data).map_err(fail)?;
-        return Ok(head);
-    }
-    let (src_row, dst_row) = (img.stride(), img.width as usize * channels);
-    if length == 0 {
-        return Ok(head);
-    }
-    let rows = (BLOCK / dst_row.max(1)).max(1);
-    for src in img.data.chunks(src_row * rows) {
-        let mut dst = raster::try_alloc(src.len() / src_row * dst_row)?;
-        if alpha {
-            raster::rgb_to_rgba(src, &mut dst);
-        } else {
-            raster::rgba_onto_opaque(src, &mut dst, background);
-        }
-        sink.write_owned(dst).map_err(fail)?;
-    }
-    Ok(head)
-}
-
-fn webp(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
-    if img.width > 16_383 || img.height > 16_383 {
-        return Err(Error::new(
-            ErrorCode::TooManyPixels,
-            format!(
-                "WebP cannot be larger than 16383x16383 (image is {}x{})",
-                img.width, img.height
-            ),
-        ));
-    }
-    let mut config =
-        webp::WebPConfig::new().map_err(|()| Error::encode_failed("WebP", "bad config"))?;
-    // Quality 100 means lossless, as Cloudflare documents.
-    config.lossless = i32::from(quality == 100);
-    config.quality = f32::from(quality);
-    config.alpha_compression = i32::from(quality != 100);
-    let layout = if img.has_alpha {
-        webp::PixelLayout::Rgba
-    } else {
-        webp::PixelLayout::Rgb
-    };
-    let memory = webp::Encoder::new(&img.data, layout, img.width, img.height)
-        .encode_advanced(&config)
-        .map_err(|e| Error::encode_failed("WebP", format!("{e:?}")))?;
-    Ok(memory.to_vec())
-}
-
-fn gif(img: Raster) -> Result<Vec<u8>, Error> {
-    use image::codecs::gif::GifEncoder;
-    let (w, h) = (img.width, img.height);
-    let rgba = img.into_rgba()?;
-    let buffer = image::RgbaImage::from_raw(w, h, rgba.data)
-        .ok_or_else(|| Error::encode_failed("GIF", "buffer size"))?;
-    let mut out = Vec::new();
-    {
-        // Speed 10 of 30: NeuQuant quality is still good and large frames stay fast.
-        let mut encoder = GifEncoder::new_with_speed(&mut out, 10);
-        encoder
-            .encode_frame(image::Frame::new(buffer))
-            .map_err(|e| Error::encode_failed("GIF", e))?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::Limits;
+    use imgbind_wire::ErrorCode;
 
     fn sample(alpha: bool) -> Raster {
         let mut img = Raster::filled(64, 48, alpha, Rgba::WHITE, &Limits::default()).unwrap();
@@ -255,7 +99,7 @@ mod tests {
     }
 
     fn decode_dims(bytes: &[u8]) -> (u32, u32) {
-        let header = crate::decode::read_header(bytes).unwrap();
+        let header = crate::format::read_header(bytes).unwrap();
         let r = crate::decode::decode(
             bytes,
             &header,
@@ -317,9 +161,9 @@ mod tests {
 
     #[test]
     fn jpeg_progressive_rule_and_markers() {
-        assert!(jpeg_is_progressive(800, 450));
-        assert!(!jpeg_is_progressive(49, 400));
-        assert!(!jpeg_is_progressive(3001, 400));
+        assert!(jpeg::is_progressive(800, 450));
+        assert!(!jpeg::is_progressive(49, 400));
+        assert!(!jpeg::is_progressive(3001, 400));
         let big = Raster::filled(100, 60, false, Rgba::BLACK, &Limits::default()).unwrap();
         let progressive = encode_whole(big, &OutputOptions::new(OutputFormat::Jpeg)).unwrap();
         assert_eq!(frame_marker(&progressive.bytes), Some(0xC2));

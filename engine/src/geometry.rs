@@ -220,6 +220,26 @@ pub(crate) fn paste(dst: &mut Raster, src: &Raster, x: u32, y: u32) {
     }
 }
 
+/// Turns a decoded image upright according to its EXIF orientation (1–8).
+pub(crate) fn apply_orientation(
+    raster: Raster,
+    orientation: u8,
+    limits: &Limits,
+) -> Result<Raster, Error> {
+    let turn = |r, rotation| rotate(r, rotation, limits);
+    match orientation {
+        2 => flip(raster, Flip::Horizontal),
+        3 => turn(raster, Rotate::R180),
+        4 => flip(raster, Flip::Vertical),
+        // Transpose and transverse are a quarter turn plus a mirror.
+        5 => flip(turn(raster, Rotate::R90)?, Flip::Horizontal),
+        6 => turn(raster, Rotate::R90),
+        7 => flip(turn(raster, Rotate::R90)?, Flip::Vertical),
+        8 => turn(raster, Rotate::R270),
+        _ => Ok(raster),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

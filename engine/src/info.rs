@@ -2,7 +2,7 @@
 
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 
-use crate::decode::{self, Format};
+use crate::format::{self, Format};
 use crate::Limits;
 
 /// Describes an image without decoding its pixels. Sizes are as displayed (EXIF orientation
@@ -11,7 +11,7 @@ use crate::Limits;
 pub fn info(bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
     limits.check_input_bytes(bytes.len() as u64)?;
     // SVG: the format only (as Cloudflare answers), without parsing the document.
-    if decode::sniff(bytes) == Some(Format::Svg) {
+    if format::sniff(bytes) == Some(Format::Svg) {
         return Ok(InfoResponse {
             format: Format::Svg.mime().to_string(),
             file_size: None,
@@ -19,7 +19,7 @@ pub fn info(bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
             height: None,
         });
     }
-    let header = decode::read_header(bytes)?;
+    let header = format::read_header(bytes)?;
     let (width, height) = header.display_size();
     if width == 0 || height == 0 {
         return Err(Error::new(

@@ -9,25 +9,22 @@
 //!    EXIF orientation is applied right after decoding;
 //!    a text source (`text_input`/`draw_text`) is rendered to RGBA instead (`text.rs`, fonts
 //!    from `fonts.rs`);
-//! 3. apply every step in order, checking the deadline between steps;
-//! 4. encode image 0.
-//!
-//! Within one transform step the operations run in Cloudflare's documented URL order:
-//! trim → flip → rotate → resize (fit, gravity, pad) → background → filters (blur, sharpen,
-//! brightness, contrast, gamma, saturation) → border. Flip before rotate is what the URL interface
-//! documents; callers wanting the other order use two `.transform()` calls.
+//! 3. apply every step in order, checking the deadline between steps (`steps.rs`, the one step
+//!    applier, which an animated canvas's frames go through too: `animation.rs`);
+//! 4. encode image 0 into the sink (`encode.rs`, each format's codec in `codecs/`).
 //!
 //! Not supported yet (9520, never silently ignored): `segment`, AVIF and HEIC input,
-//! AVIF output. Animated GIF/WebP keep every frame when the output is GIF or WebP (`anim.rs`).
+//! AVIF output. Animated GIF/WebP keep every frame when the output is GIF or WebP (`animation.rs`).
 
-mod anim;
-mod avif;
+mod animation;
+mod codecs;
 mod composite;
 mod cost;
 mod decode;
 mod encode;
 mod filters;
 mod fonts;
+mod format;
 mod geometry;
 mod icc;
 mod info;
@@ -38,12 +35,12 @@ mod palette;
 mod raster;
 mod resize;
 mod smartcrop;
-mod svg;
+mod steps;
 mod text;
 
 use std::time::{Duration, Instant};
 
-use imgbind_wire::{Error, ErrorCode, OutputOptions, Rotate, Step, TransformStep};
+use imgbind_wire::{Error, ErrorCode, OutputOptions, Rotate, Step};
 
 pub use cost::{memory_needed, TEXT_SOURCE_BYTES};
 pub use info::info;
@@ -178,14 +175,14 @@ pub fn run_into(
                 continue;
             }
         };
-        let header = decode::read_header(bytes)?;
-        decode::check_decodable(header.format)?;
+        let header = format::read_header(bytes)?;
+        format::check_decodable(header.format)?;
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
         let min_scale = shrink_hint(&job.steps, index, width, height);
         if index == 0 {
             // A canvas that keeps its frames is decoded frame by frame in step 3.
-            if let Some(frames) = anim::open(bytes, &header, &job.output, limits)? {
+            if let Some(frames) = animation::open(bytes, &header, &job.output, limits)? {
                 animation = Some(frames);
                 images.push(None);
                 continue;
@@ -205,8 +202,8 @@ pub fn run_into(
     // 3. Steps, in call order.
     let transforming = PhaseTimer::start(&mut timings.transform);
     if let Some(animation) = animation {
-        // Every frame through the canvas's steps, then an animated encode (anim.rs).
-        return anim::run(
+        // Every frame through the canvas's steps, then an animated encode (animation.rs).
+        return animation::run(
             animation,
             images,
             &job.steps,
@@ -216,82 +213,25 @@ pub fn run_into(
             sink,
         );
     }
-    for (i, step) in job.steps.iter().enumerate() {
-        clock.check()?;
-        match step {
-            Step::Transform(t) => {
-                let img = take(&mut images, t.image_index, i)?;
-                images[t.image_index] = Some(transform(img, t, limits)?);
-            }
-            Step::Draw(d) => {
-                let overlay = take(&mut images, d.draw_image_index, i)?;
-                let target = take(&mut images, d.target_image_index, i)?;
-                images[d.target_image_index] = Some(composite::draw(target, &overlay, d)?);
-            }
-        }
-    }
+    steps::apply(
+        &mut images,
+        &job.steps,
+        |_| true,
+        steps::Pass::Once(&clock),
+        limits,
+    )?;
 
     drop(transforming);
 
     // 4. Encode the canvas.
     let _encoding = PhaseTimer::start(&mut timings.encode);
-    let canvas = take(&mut images, 0, job.steps.len())?;
+    let canvas = steps::take(&mut images, 0, job.steps.len())?;
     clock.check()?;
     let source = match job.sources.first() {
         Some(Source::Image(bytes)) => Some(&bytes[..]),
         _ => None,
     };
     encode::encode(canvas, &job.output, source, &clock, sink)
-}
-
-/// One `.transform()` step, in the order documented at the top of this file.
-fn transform(img: Raster, step: &TransformStep, limits: &Limits) -> Result<Raster, Error> {
-    transform_resolving(img, step, limits).map(|(img, _)| img)
-}
-
-/// [`transform`], also returning the step with its pixel-dependent choices made explicit (the
-/// `trim: border` rectangle, the point an `auto`/`entropy`/`face` gravity picked), so the other
-/// frames of an animation are cut exactly like this one.
-fn transform_resolving(
-    img: Raster,
-    step: &TransformStep,
-    limits: &Limits,
-) -> Result<(Raster, TransformStep), Error> {
-    let mut resolved = step.clone();
-    let mut img = img;
-    if let Some(trim) = &step.trim {
-        let rect = geometry::trim_rect(&img, trim)?;
-        if trim.border.is_some() {
-            resolved.trim = Some(imgbind_wire::Trim {
-                top: rect.y,
-                left: rect.x,
-                width: Some(rect.width),
-                height: Some(rect.height),
-                ..imgbind_wire::Trim::default()
-            });
-        }
-        img = geometry::crop(&img, rect)?;
-    }
-    if let Some(flip) = step.flip {
-        img = geometry::flip(img, flip)?;
-    }
-    if let Some(rotation) = step.rotate {
-        img = geometry::rotate(img, rotation, limits)?;
-    }
-    if let Some(point) = resize::resolved_gravity(&img, step) {
-        resolved.gravity = Some(point);
-    }
-    img = resize::apply(img, step, limits)?;
-    // Whatever the decoder skipped has been accounted for by the resize.
-    img.logical_size = None;
-    if let Some(background) = step.background {
-        img = img.flatten(background)?;
-    }
-    img = filters::apply(img, step)?;
-    if let Some(border) = &step.border {
-        img = geometry::add_border(img, border, limits)?;
-    }
-    Ok((img, resolved))
 }
 
 /// How far a source may be shrunk on load (1.0 = not at all): only when the first step that
@@ -320,15 +260,6 @@ fn shrink_hint(steps: &[Step], index: usize, width: u32, height: u32) -> f64 {
         t.fit.unwrap_or(imgbind_wire::Fit::ScaleDown),
     )
     .map_or(1.0, |p| p.min_scale().min(1.0))
-}
-
-/// Takes image `index` out of the table for a step (9401 if it does not exist or was drawn).
-fn take(images: &mut [Option<Raster>], index: usize, step: usize) -> Result<Raster, Error> {
-    images.get_mut(index).and_then(Option::take).ok_or_else(|| {
-        Error::invalid(format!(
-            "transforms[{step}]: image {index} does not exist or was already drawn"
-        ))
-    })
 }
 
 /// The job's deadline, checked cooperatively between steps.
@@ -360,7 +291,7 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgbind_wire::{parse_steps, OutputFormat};
+    use imgbind_wire::{parse_steps, OutputFormat, TransformStep};
 
     #[test]
     fn shrink_hint_looks_only_at_a_leading_resize() {
@@ -369,7 +300,7 @@ mod tests {
         };
         let plain = hint(r#"[{"imageIndex":0,"width":800}]"#, 1);
         assert!((plain - 800.0 / 6028.0).abs() < 1e-9);
-        assert_eq!(decode::jpeg_scale_eighths(plain), 2);
+        assert_eq!(codecs::jpeg::scale_eighths(plain), 2);
         // Rotation first: the box applies to the turned image.
         let turned = hint(r#"[{"imageIndex":0,"width":800,"rotate":90}]"#, 1);
         assert!((turned - 800.0 / 3391.0).abs() < 1e-9);
@@ -436,11 +367,11 @@ mod tests {
         let jpeg = encode::encode_whole(src, &OutputOptions::new(OutputFormat::Jpeg))
             .unwrap()
             .bytes;
-        let header = decode::read_header(&jpeg).unwrap();
+        let header = format::read_header(&jpeg).unwrap();
         let small = decode::decode(&jpeg, &header, 0.25, &limits, &Clock::start(&limits)).unwrap();
         assert_eq!((small.width, small.height), (16, 10));
         assert_eq!(small.logical_size, Some((64, 40)));
-        let out = transform(
+        let out = steps::transform(
             small,
             &TransformStep {
                 width: Some(15),

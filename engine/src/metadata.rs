@@ -2,7 +2,7 @@
 //! keeps only the EXIF Copyright tag of the input; every other output carries no metadata at all
 //! (our encoders write none: no EXIF, XMP, ICC or text chunks).
 //!
-//! EXIF is read and written with `kamadak-exif`; the result's APP1 segment holds a TIFF structure
+//! EXIF is found in its container by `format.rs`, read and written with `kamadak-exif`; the result's APP1 segment holds a TIFF structure
 //! with IFD0 containing the Copyright tag alone (no GPS, camera, thumbnail or orientation: the
 //! pixels are already upright).
 
@@ -10,72 +10,7 @@ use std::io::Cursor;
 
 use exif::{Field, In, Tag, Value};
 
-use crate::decode::Format;
-
-/// The raw TIFF structure of an input's EXIF block (JPEG APP1, PNG eXIf, WebP EXIF).
-pub(crate) fn exif_block(format: Format, bytes: &[u8]) -> Option<&[u8]> {
-    match format {
-        Format::Jpeg => jpeg_exif(bytes),
-        Format::Png => png_exif(bytes),
-        Format::Webp => webp_exif(bytes),
-        _ => None,
-    }
-}
-
-fn jpeg_exif(bytes: &[u8]) -> Option<&[u8]> {
-    let mut i = 2;
-    while i + 4 <= bytes.len() {
-        if bytes[i] != 0xFF {
-            return None;
-        }
-        let marker = bytes[i + 1];
-        if marker == 0xFF {
-            i += 1; // fill byte
-            continue;
-        }
-        if marker == 0xDA || marker == 0xD9 {
-            return None; // start of scan / end of image: no more metadata
-        }
-        let len = usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]]));
-        let segment = bytes.get(i + 4..i + 2 + len)?;
-        if marker == 0xE1 {
-            if let Some(tiff) = segment.strip_prefix(b"Exif\0\0") {
-                return Some(tiff);
-            }
-        }
-        i += 2 + len;
-    }
-    None
-}
-
-fn png_exif(bytes: &[u8]) -> Option<&[u8]> {
-    let mut i = 8;
-    while let Some(head) = bytes.get(i..i + 8) {
-        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let kind = &head[4..8];
-        if kind == b"IDAT" || kind == b"IEND" {
-            return None;
-        }
-        if kind == b"eXIf" {
-            return bytes.get(i + 8..i + 8 + len);
-        }
-        i = i.saturating_add(12).saturating_add(len);
-    }
-    None
-}
-
-fn webp_exif(bytes: &[u8]) -> Option<&[u8]> {
-    let mut i = 12;
-    while let Some(head) = bytes.get(i..i + 8) {
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        if &head[..4] == b"EXIF" {
-            let data = bytes.get(i + 8..i + 8 + len)?;
-            return Some(data.strip_prefix(b"Exif\0\0").unwrap_or(data));
-        }
-        i = i.saturating_add(8).saturating_add(len + (len & 1));
-    }
-    None
-}
+use crate::format::{exif_block, sniff, Format};
 
 /// The EXIF Copyright tag of an input, if it has a non-empty one.
 pub(crate) fn copyright(format: Format, bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
@@ -90,7 +25,7 @@ pub(crate) fn copyright(format: Format, bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
 
 /// The JPEG result of a job whose canvas was `input`: with the input's copyright tag, if any.
 pub(crate) fn keep_copyright(jpeg: Vec<u8>, input: &[u8]) -> Vec<u8> {
-    let copyright = crate::decode::sniff(input).and_then(|format| copyright(format, input));
+    let copyright = sniff(input).and_then(|format| copyright(format, input));
     match copyright {
         Some(copyright) => jpeg_with_copyright(jpeg, &copyright),
         None => jpeg,
@@ -151,7 +86,7 @@ mod tests {
             Some(vec![b"(c) Someone".to_vec()])
         );
         let exif = exif::Reader::new()
-            .read_raw(jpeg_exif(&out).unwrap().to_vec())
+            .read_raw(exif_block(Format::Jpeg, &out).unwrap().to_vec())
             .unwrap();
         assert_eq!(exif.fields().count(), 1, "the copyright tag alone");
     }

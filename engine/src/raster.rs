@@ -122,6 +122,23 @@ impl Raster {
         })
     }
 
+    /// RGBA whose alpha is 255 everywhere becomes RGB: cheaper to resize, and encoders need not
+    /// flatten.
+    pub(crate) fn drop_opaque_alpha(self) -> Result<Raster, Error> {
+        if !self.has_alpha || self.data.chunks_exact(4).any(|p| p[3] != 255) {
+            return Ok(self);
+        }
+        let mut data = try_alloc(buffer_len(self.width, self.height, 3)?)?;
+        for (d, s) in data.chunks_exact_mut(3).zip(self.data.chunks_exact(4)) {
+            d.copy_from_slice(&s[..3]);
+        }
+        Ok(Raster {
+            data,
+            has_alpha: false,
+            ..self
+        })
+    }
+
     /// Composites the image over `background`. An opaque background gives RGB; a translucent one
     /// keeps alpha (`over` in premultiplied terms, stored straight again).
     pub(crate) fn flatten(self, background: Rgba) -> Result<Raster, Error> {

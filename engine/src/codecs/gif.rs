@@ -1,0 +1,323 @@
+//! GIF: the logical screen size, a frame-count scan (for the limits, before any frame is decoded),
+//! the composited frames through image-rs's `GifDecoder` (disposal included), one-frame encoding
+//! through image-rs, and animated encoding through the `gif` crate: one palette for the whole
+//! animation, exact or NeuQuant via `color_quant` at [`GIF_SPEED`], and only the changed box of
+//! each frame.
+
+use std::io::Cursor;
+
+use image::AnimationDecoder;
+use imgbind_wire::{Error, ErrorCode};
+
+use crate::codecs::{Loops, Probe};
+use crate::raster::Raster;
+use crate::Limits;
+
+/// NeuQuant sampling factor for the GIF palette, 1 (best) to 30 (fastest): 10 is the usual
+/// compromise (image-rs's default too).
+pub(crate) const GIF_SPEED: i32 = 10;
+
+/// Stored width and height, from the logical screen descriptor.
+pub(crate) fn read_size(bytes: &[u8]) -> Result<(u32, u32), Error> {
+    if bytes.len() < 13 {
+        return Err(Error::corrupt("GIF", "header cut short"));
+    }
+    let w = u32::from(u16::from_le_bytes([bytes[6], bytes[7]]));
+    let h = u32::from(u16::from_le_bytes([bytes[8], bytes[9]]));
+    Ok((w, h))
+}
+
+/// Frame count, canvas and loop count, from a block scan that skips the LZW data. The scan stops
+/// with 9413 as soon as the count passes `max_frames`, so a file of millions of tiny frames costs
+/// no more than reading it.
+pub(crate) fn probe(bytes: &[u8], limits: &Limits) -> Result<Probe, Error> {
+    let mut options = gif::DecodeOptions::new();
+    options.skip_frame_decoding(true);
+    let mut decoder = options
+        .read_info(Cursor::new(bytes))
+        .map_err(|e| Error::corrupt("GIF", e))?;
+    let (width, height) = (u32::from(decoder.width()), u32::from(decoder.height()));
+    let mut frames: u32 = 0;
+    while decoder
+        .read_next_frame()
+        .map_err(|e| Error::corrupt("GIF", e))?
+        .is_some()
+    {
+        frames += 1;
+        if frames > limits.max_frames {
+            return Err(Error::new(
+                ErrorCode::TooManyPixels,
+                format!(
+                    "Animation has more than {} frames; at most {} are allowed",
+                    limits.max_frames, limits.max_frames
+                ),
+            ));
+        }
+    }
+    if frames == 0 {
+        return Err(Error::corrupt("GIF", "no frames"));
+    }
+    // No NETSCAPE block plays once; a count n repeats n times after the first play.
+    let loops = match decoder.repeat() {
+        gif::Repeat::Infinite => Loops::Forever,
+        gif::Repeat::Finite(n) => Loops::Times(u32::from(n) + 1),
+    };
+    Ok(Probe {
+        frames,
+        width,
+        height,
+        loops,
+    })
+}
+
+/// The composited frames of a GIF, decoded one at a time.
+pub(crate) struct GifFrames<'a>(image::Frames<'a>);
+
+impl<'a> GifFrames<'a> {
+    /// Opens the frames of a GIF whose [`probe`] passed the limits.
+    pub(crate) fn open(bytes: &'a [u8]) -> Result<Self, Error> {
+        let decoder = image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
+            .map_err(|e| Error::corrupt("GIF", e))?;
+        Ok(GifFrames(decoder.into_frames()))
+    }
+
+    /// The next frame (the full canvas) and its delay in milliseconds.
+    pub(crate) fn next_frame(&mut self) -> Result<(Raster, u32), Error> {
+        let frame = self
+            .0
+            .next()
+            .ok_or_else(|| Error::corrupt("GIF", "fewer frames than its blocks"))?
+            .map_err(|e| Error::corrupt("GIF", e))?;
+        let (numer, denom) = frame.delay().numer_denom_ms();
+        let buffer = frame.into_buffer();
+        let (w, h) = buffer.dimensions();
+        Ok((
+            Raster::from_vec(w, h, true, buffer.into_raw())?,
+            numer / denom.max(1),
+        ))
+    }
+}
+
+/// One frame, through image-rs's encoder (NeuQuant at [`GIF_SPEED`]).
+pub(crate) fn encode(img: Raster) -> Result<Vec<u8>, Error> {
+    use image::codecs::gif::GifEncoder;
+    let (w, h) = (img.width, img.height);
+    let rgba = img.into_rgba()?;
+    let buffer = image::RgbaImage::from_raw(w, h, rgba.data)
+        .ok_or_else(|| Error::encode_failed("GIF", "buffer size"))?;
+    let mut out = Vec::new();
+    {
+        let mut encoder = GifEncoder::new_with_speed(&mut out, GIF_SPEED);
+        encoder
+            .encode_frame(image::Frame::new(buffer))
+            .map_err(|e| Error::encode_failed("GIF", e))?;
+    }
+    Ok(out)
+}
+
+/// Most pixels the GIF palette is trained on (sampled evenly from every frame).
+const GIF_PALETTE_SAMPLE: usize = 512 * 1024;
+
+/// The palette index GIF output reserves for transparency (real, and "unchanged since the
+/// previous frame").
+const GIF_TRANSPARENT: u8 = 255;
+
+/// Maps colours to one palette of at most 255 entries: exact when the frames have that few
+/// colours, NeuQuant (`color_quant`) otherwise.
+enum Palette {
+    Exact(std::collections::HashMap<[u8; 3], u8>),
+    Learned(color_quant::NeuQuant),
+}
+
+impl Palette {
+    /// Builds the palette from a sample of every frame's opaque pixels; also returns it as RGB
+    /// triplets, 256 entries (the last is the transparent one).
+    fn build(frames: &[(Raster, u32)]) -> (Palette, Vec<u8>) {
+        let total: usize = frames
+            .iter()
+            .map(|(f, _)| f.width as usize * f.height as usize)
+            .sum();
+        let step = total.div_ceil(GIF_PALETTE_SAMPLE).max(1);
+        let mut sample = Vec::with_capacity(total / step * 4 + 4);
+        let mut exact: std::collections::HashMap<[u8; 3], u8> = Default::default();
+        // Opaque pixels seen so far.
+        let mut n = 0usize;
+        for (frame, _) in frames {
+            let c = frame.channels();
+            for p in frame.data.chunks_exact(c) {
+                let opaque = c == 3 || p[3] >= 128;
+                if opaque && exact.len() <= 255 {
+                    let len = exact.len();
+                    exact.entry([p[0], p[1], p[2]]).or_insert(len as u8);
+                }
+                if opaque {
+                    if n.is_multiple_of(step) {
+                        sample.extend_from_slice(&[p[0], p[1], p[2], 255]);
+                    }
+                    n += 1;
+                }
+            }
+        }
+        let mut rgb = vec![0u8; 256 * 3];
+        if exact.len() <= 255 {
+            for (colour, index) in &exact {
+                let at = usize::from(*index) * 3;
+                rgb[at..at + 3].copy_from_slice(colour);
+            }
+            return (Palette::Exact(exact), rgb);
+        }
+        let quant = color_quant::NeuQuant::new(GIF_SPEED, 255, &sample);
+        rgb[..255 * 3].copy_from_slice(&quant.color_map_rgb());
+        (Palette::Learned(quant), rgb)
+    }
+
+    /// The index of an opaque colour.
+    fn index(&self, r: u8, g: u8, b: u8) -> u8 {
+        match self {
+            Palette::Exact(map) => map.get(&[r, g, b]).copied().unwrap_or(0),
+            Palette::Learned(quant) => quant.index_of(&[r, g, b, 255]) as u8,
+        }
+    }
+
+    /// Palette indices of a frame; pixels with alpha below 128 are [`GIF_TRANSPARENT`].
+    fn indices(&self, frame: &Raster) -> Vec<u8> {
+        let c = frame.channels();
+        frame
+            .data
+            .chunks_exact(c)
+            .map(|p| {
+                if c == 4 && p[3] < 128 {
+                    GIF_TRANSPARENT
+                } else {
+                    self.index(p[0], p[1], p[2])
+                }
+            })
+            .collect()
+    }
+}
+
+/// Encodes frames as an animated GIF with the `gif` crate: one global palette for all frames.
+/// Opaque animations store only what changed (the bounding box of changed pixels, unchanged ones
+/// transparent, disposal "keep"), which is what keeps GIF output small; animations with
+/// transparency store whole frames disposed to background.
+pub(crate) fn encode_animation(
+    frames: &[(Raster, u32)],
+    width: u32,
+    height: u32,
+    loops: Loops,
+) -> Result<Vec<u8>, Error> {
+    let fail = |e| Error::encode_failed("GIF", e);
+    let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
+        return Err(Error::new(
+            ErrorCode::TooManyPixels,
+            format!("GIF cannot be larger than 65535x65535 (image is {width}x{height})"),
+        ));
+    };
+    let (palette, rgb) = Palette::build(frames);
+    let mut encoder = gif::Encoder::new(Vec::new(), w, h, &rgb).map_err(fail)?;
+    match loops {
+        Loops::Forever => encoder.set_repeat(gif::Repeat::Infinite).map_err(fail)?,
+        Loops::Times(1) => {}
+        Loops::Times(n) => encoder
+            .set_repeat(gif::Repeat::Finite(
+                u16::try_from(n - 1).unwrap_or(u16::MAX),
+            ))
+            .map_err(fail)?,
+    }
+    let transparent = frames
+        .iter()
+        .any(|(f, _)| f.has_alpha && f.data.chunks_exact(4).any(|p| p[3] < 128));
+    let mut previous: Option<Vec<u8>> = None;
+    for (img, delay_ms) in frames {
+        let indices = palette.indices(img);
+        let delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
+        let mut frame = gif::Frame {
+            delay,
+            width: w,
+            height: h,
+            ..gif::Frame::default()
+        };
+        match (&previous, transparent) {
+            (_, true) => {
+                // Whole canvases, cleared after display so transparent pixels stay transparent.
+                frame.dispose = gif::DisposalMethod::Background;
+                frame.transparent = Some(GIF_TRANSPARENT);
+                frame.buffer = std::borrow::Cow::Owned(indices);
+            }
+            (None, false) => {
+                frame.buffer = std::borrow::Cow::Owned(indices.clone());
+                previous = Some(indices);
+            }
+            (Some(before), false) => {
+                let (x0, y0, x1, y1) =
+                    changed_box(before, &indices, width as usize).unwrap_or((0, 0, 1, 1));
+                let mut part = Vec::with_capacity((x1 - x0) * (y1 - y0));
+                for y in y0..y1 {
+                    let row = y * width as usize;
+                    for x in x0..x1 {
+                        let i = row + x;
+                        part.push(if indices[i] == before[i] {
+                            GIF_TRANSPARENT
+                        } else {
+                            indices[i]
+                        });
+                    }
+                }
+                frame.left = x0 as u16;
+                frame.top = y0 as u16;
+                frame.width = (x1 - x0) as u16;
+                frame.height = (y1 - y0) as u16;
+                frame.transparent = Some(GIF_TRANSPARENT);
+                frame.buffer = std::borrow::Cow::Owned(part);
+                previous = Some(indices);
+            }
+        }
+        encoder.write_frame(&frame).map_err(fail)?;
+    }
+    encoder.into_inner().map_err(fail)
+}
+
+/// The smallest box `(x0, y0, x1, y1)` (exclusive ends) holding every index that differs, or
+/// `None` when the frames are the same.
+fn changed_box(before: &[u8], after: &[u8], width: usize) -> Option<(usize, usize, usize, usize)> {
+    let mut found: Option<(usize, usize, usize, usize)> = None;
+    for (y, (a, b)) in before
+        .chunks_exact(width)
+        .zip(after.chunks_exact(width))
+        .enumerate()
+    {
+        let Some(first) = a.iter().zip(b).position(|(p, q)| p != q) else {
+            continue;
+        };
+        let last = a.iter().zip(b).rposition(|(p, q)| p != q).unwrap_or(first);
+        found = Some(match found {
+            None => (first, y, last + 1, y + 1),
+            Some((x0, y0, x1, _)) => (x0.min(first), y0, x1.max(last + 1), y + 1),
+        });
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gif_loop_counts_map_to_plays() {
+        let gif_with = |repeat: Option<gif::Repeat>| {
+            let mut out = Vec::new();
+            {
+                let mut e = gif::Encoder::new(&mut out, 1, 1, &[]).unwrap();
+                if let Some(r) = repeat {
+                    e.set_repeat(r).unwrap();
+                }
+                e.write_frame(&gif::Frame::from_rgb(1, 1, &[1, 2, 3]))
+                    .unwrap();
+            }
+            probe(&out, &Limits::default()).unwrap().loops
+        };
+        assert_eq!(gif_with(None), Loops::Times(1));
+        assert_eq!(gif_with(Some(gif::Repeat::Infinite)), Loops::Forever);
+        assert_eq!(gif_with(Some(gif::Repeat::Finite(2))), Loops::Times(3));
+    }
+}
