@@ -19,29 +19,27 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response};
-use imgbind_engine::{Encoded, Job, Limits, Timings};
 use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_READY, PATH_TRANSFORM};
-use imgbind_wire::{parse_steps, Error, ErrorCode, OutputOptions};
-use tokio::sync::mpsc::UnboundedReceiver;
+use imgbind_wire::{Error, ErrorCode};
 use tracing::Instrument;
 
 use crate::budget::Budget;
 use crate::connection::Conn;
 use crate::drain::{drain, Drained};
+use crate::exchange::Jobs;
 use crate::jobs::{payload_text, Engine, JobGate};
 use crate::metrics::{Metrics, PATH_METRICS};
+use crate::op_summary::ops_summary;
 use crate::receive;
 use crate::respond::{self, Body};
-use crate::streaming::{AbortOnDrop, ChannelSink, Done, Event, JobReport, StreamedBody};
-use crate::telemetry::{ops_summary, MeteredBody, Phase, RequestMeter};
+use crate::telemetry::{MeteredBody, Phase, RequestMeter};
 use crate::Config;
 
 /// What every request shares.
 pub(crate) struct State {
-    limits: Arc<Limits>,
     max_input_bytes: u64,
-    engine: Arc<dyn Engine>,
-    gate: JobGate,
+    /// The engine and the gate its jobs pass (`exchange.rs`).
+    jobs: Jobs,
     /// Memory for requests (`budget.rs`): bodies, jobs, answers.
     pub(crate) budget: Budget,
     /// Served on `GET /metrics` when enabled; always kept.
@@ -67,17 +65,19 @@ impl State {
         );
         State {
             max_input_bytes: config.limits.max_input_bytes,
-            limits: Arc::new(config.limits.clone()),
-            engine,
-            gate: JobGate::new(
-                config.jobs,
-                config.queue,
-                config.limits.deadline,
-                config.queue_timeout,
-                budget.clone(),
-                metrics.jobs_queued.clone(),
-                metrics.jobs_running.clone(),
-            ),
+            jobs: Jobs {
+                engine,
+                limits: Arc::new(config.limits.clone()),
+                gate: JobGate::new(
+                    config.jobs,
+                    config.queue,
+                    config.limits.deadline,
+                    config.queue_timeout,
+                    budget.clone(),
+                    metrics.jobs_queued.clone(),
+                    metrics.jobs_running.clone(),
+                ),
+            },
             budget,
             metrics,
             metrics_enabled: config.metrics,
@@ -145,45 +145,37 @@ async fn handle(
         meter.set_outcome(Err(&error));
         return respond::close_connection(finish(respond::error(&error), drained));
     }
-    match (&head.method, path) {
+    let answer: Box<dyn FnOnce() -> Response<Body> + Send + '_> = match (&head.method, path) {
         (&Method::POST, PATH_TRANSFORM) => {
             // HTTP/1.0 has no chunked encoding: a result of unknown length is sent as one block.
             let may_chunk = head.version >= hyper::Version::HTTP_11;
-            transform(state, conn, &head.headers, &mut body, may_chunk, meter).await
+            return transform(state, conn, &head.headers, &mut body, may_chunk, meter).await;
         }
-        (&Method::POST, PATH_INFO) => info(state, conn, &head.headers, &mut body, meter).await,
-        (&Method::GET, PATH_HEALTH) => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(respond::healthy(), drained)
+        (&Method::POST, PATH_INFO) => {
+            return info(state, conn, &head.headers, &mut body, meter).await;
         }
+        (&Method::GET, PATH_HEALTH) => Box::new(respond::healthy),
         (&Method::GET, PATH_READY) => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(
-                respond::readiness(state.ready.load(Ordering::SeqCst)),
-                drained,
-            )
+            Box::new(|| respond::readiness(state.ready.load(Ordering::SeqCst)))
         }
         (&Method::GET, PATH_METRICS) if state.metrics_enabled => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(respond::metrics(state.metrics.encode()), drained)
+            Box::new(|| respond::metrics(state.metrics.encode()))
         }
         (method, PATH_TRANSFORM | PATH_INFO) => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(respond::wrong_method(method, path, "POST"), drained)
+            Box::new(move || respond::wrong_method(method, path, "POST"))
         }
         (method, PATH_HEALTH | PATH_READY) => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(respond::wrong_method(method, path, "GET"), drained)
+            Box::new(move || respond::wrong_method(method, path, "GET"))
         }
         (method, PATH_METRICS) if state.metrics_enabled => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(respond::wrong_method(method, path, "GET"), drained)
+            Box::new(move || respond::wrong_method(method, path, "GET"))
         }
-        (method, _) => {
-            let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
-            finish(respond::no_route(method, path), drained)
-        }
-    }
+        (method, _) => Box::new(move || respond::no_route(method, path)),
+    };
+    // Every other route takes no body: what was sent is read to its end (bounded) first, so the
+    // answer is not lost to a reset.
+    let drained = drain(&mut body, state.drain_max_bytes, state.drain_timeout).await;
+    finish(answer(), drained)
 }
 
 /// How long a connection refused at the cap may take to send the rest of its request.
@@ -214,142 +206,25 @@ async fn transform(
 
     let result = async {
         let parts = received?;
-        meter.set_ops(ops_summary(parts.transforms.as_deref(), None));
-        // 3. Validate the op list against the number of images, and the output options.
-        let transforms = parts
-            .transforms
-            .as_deref()
-            .ok_or_else(|| Error::invalid("the request has no \"transforms\" part"))?;
-        let steps = parse_steps(transforms, parts.sources.len())?;
-        let output = OutputOptions::from_fields(&parts.output)?;
-        meter.set_ops(ops_summary(parts.transforms.as_deref(), Some(&output)));
-        let job = Job {
-            sources: parts.sources,
-            steps,
-            output,
-        };
+        // The op list as sent, summarised for the log even when it fails validation.
+        let transforms = parts.transforms.clone();
+        meter.set_ops(ops_summary(transforms.as_deref(), None));
+        // 3. Validate the op list against the number of images, and the output options: the
+        // same `into_job` the fuzz targets run.
+        let job = parts.into_job()?;
+        meter.set_ops(ops_summary(transforms.as_deref(), Some(&job.output)));
         // 4. What the job will hold in memory, from its sources' headers (before decoding).
-        let memory = state.engine.memory_needed(&job, &state.limits)?;
-        // 5. Decode, apply, encode: CPU work on the blocking pool, once its memory and a slot
-        // are free. The output comes back through a channel as it is encoded (streaming.rs); its
-        // bytes stay taken from the budget until the answer is written.
-        let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let gate = state.gate.clone();
-        let queued = Instant::now();
-        let task = AbortOnDrop(tokio::spawn(async move {
-            let sink_tx = tx.clone();
-            let outcome = gate
-                .run(memory, move |reservation| {
-                    let waited = queued.elapsed();
-                    let mut timings = Timings::default();
-                    let mut sink = ChannelSink::new(sink_tx);
-                    let result = engine.run_into(job, &limits, &mut timings, &mut sink);
-                    // The request's bytes go with the job; the answer keeps what it wrote.
-                    drop(upload);
-                    reservation.shrink_to(sink.written());
-                    if result.is_ok() {
-                        sink.finish();
-                    }
-                    Ok((result, waited, timings, reservation.clone()))
-                })
-                .await;
-            let done = match outcome {
-                Ok((result, waited, timings, answer_memory)) => Done {
-                    report: Some(JobReport { waited, timings }),
-                    result: result.map(|_| ()),
-                    answer_memory: Some(answer_memory),
-                },
-                Err(error) => Done {
-                    report: None,
-                    result: Err(error),
-                    answer_memory: None,
-                },
-            };
-            let _ = tx.send(Event::Done(done));
-        }));
-        respond_to_job(rx, task, may_chunk, queued, meter).await
+        let memory = state.jobs.memory_needed(&job)?;
+        // 5. Decode, apply, encode once its memory and a slot are free (exchange.rs).
+        state
+            .jobs
+            .transform(job, memory, upload, may_chunk, meter)
+            .await
     }
     .await;
 
     // 6. Respond.
     finish(answer(result, meter), drained)
-}
-
-/// The job's answer: a coded error while no byte of the output exists yet; once the first chunk
-/// exists, a streamed answer (chunked, or with `Content-Length` when the length is known);
-/// a one-block output, or one that fits in a single chunk, as one block with its length.
-async fn respond_to_job(
-    mut rx: UnboundedReceiver<Event>,
-    task: AbortOnDrop,
-    may_chunk: bool,
-    queued: Instant,
-    meter: &mut RequestMeter,
-) -> Result<Response<Body>, Error> {
-    let ended = |done: Done, meter: &mut RequestMeter| {
-        if done.report.is_none() {
-            // The gate refused or lost the job (busy, panic, deadline): all of it was queue time.
-            meter.add(Phase::Queue, queued.elapsed());
-        }
-        meter.job_ended(&done);
-        done.result
-    };
-    let lost = || Error::new(ErrorCode::Internal, "the image job ended without a result");
-    let head = match rx.recv().await {
-        Some(Event::Head(head)) => head,
-        Some(Event::Done(done)) => {
-            ended(done, meter)?;
-            return Err(lost());
-        }
-        _ => return Err(lost()),
-    };
-    let mut pieces: Vec<bytes::Bytes> = Vec::new();
-    loop {
-        match rx.recv().await {
-            Some(Event::Chunk(first))
-                if head.incremental && (may_chunk || head.length.is_some()) =>
-            {
-                tracing::debug!(
-                    format = head.format.as_str(),
-                    width = head.width,
-                    height = head.height,
-                    length = head.length,
-                    "streaming the result"
-                );
-                meter.set_outcome(Ok(()));
-                let body = StreamedBody::new(rx, first, head.length, task);
-                return Ok(respond::streamed_image(&head, body));
-            }
-            // HTTP/1.0 and a length only known at the end: collected, sent as one block.
-            Some(Event::Chunk(bytes) | Event::Tail(bytes)) => {
-                if !bytes.is_empty() {
-                    pieces.push(bytes);
-                }
-            }
-            Some(Event::Done(done)) => {
-                ended(done, meter)?;
-                // A one-block output arrives as one piece: no copy.
-                let block = match pieces.len() {
-                    1 => Vec::from(pieces.pop().unwrap_or_default()),
-                    _ => pieces.concat(),
-                };
-                tracing::debug!(
-                    format = head.format.as_str(),
-                    width = head.width,
-                    height = head.height,
-                    bytes = block.len(),
-                    "encoded"
-                );
-                return Ok(respond::image(Encoded {
-                    bytes: block,
-                    format: head.format,
-                    width: head.width,
-                    height: head.height,
-                }));
-            }
-            Some(Event::Head(_)) | None => return Err(lost()),
-        }
-    }
 }
 
 /// `POST /info`.
@@ -373,24 +248,8 @@ async fn info(
 
     let result = async {
         let image = received?;
-        let (engine, limits) = (Arc::clone(&state.engine), Arc::clone(&state.limits));
-        let queued = Instant::now();
-        // Only the header is read: no memory beyond the request's own bytes.
-        let (info, waited, reading) = state
-            .gate
-            .run(0, move |_| {
-                let waited = queued.elapsed();
-                let reading = Instant::now();
-                let info = engine.info(&image, &limits);
-                drop(upload);
-                Ok((info, waited, reading.elapsed()))
-            })
-            .await
-            .inspect_err(|_| meter.add(Phase::Queue, queued.elapsed()))?;
-        meter.add(Phase::Queue, waited);
-        // `/info` reads the header only: its time counts as decode.
-        meter.add(Phase::Decode, reading);
-        Ok::<_, Error>(respond::info(&info?))
+        let info = state.jobs.info(image, upload, meter).await?;
+        Ok::<_, Error>(respond::info(&info))
     }
     .await;
 
