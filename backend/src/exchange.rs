@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hyper::Response;
-use imgbind_engine::{Encoded, Job, Limits, OutputHead, OutputSink, Timings};
+use imgbind_engine::{Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinHandle;
@@ -181,12 +181,7 @@ async fn respond_to_job(
                     bytes = block.len(),
                     "encoded"
                 );
-                return Ok(respond::image(Encoded {
-                    bytes: block,
-                    format: head.format,
-                    width: head.width,
-                    height: head.height,
-                }));
+                return Ok(respond::image(&head, block));
             }
             Some(Event::Head(_)) | None => return Err(lost()),
         }

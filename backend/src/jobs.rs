@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imgbind_engine::{Encoded, Job, Limits, OutputHead, OutputSink, Timings};
+use imgbind_engine::{Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, ErrorCode, InfoResponse};
 use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -22,42 +22,15 @@ static ACTIVE_JOBS: AtomicUsize = AtomicUsize::new(0);
 /// The pixel work the server calls. [`PixelEngine`] is the real one; tests substitute their own to
 /// exercise panics, slowness and overload.
 pub trait Engine: Send + Sync + 'static {
-    /// Runs a transform job (see `imgbind_engine::run`).
-    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error>;
-    /// [`Engine::run`], adding where the time went to `timings` (see `imgbind_engine::run_timed`).
-    /// Engines that cannot tell leave `timings` as they are.
-    fn run_timed(
-        &self,
-        job: Job,
-        limits: &Limits,
-        timings: &mut Timings,
-    ) -> Result<Encoded, Error> {
-        let _ = timings;
-        self.run(job, limits)
-    }
-    /// [`Engine::run_timed`], writing the output into `sink` as it is produced (see
-    /// `imgbind_engine::run_into`). By default the finished result goes in as one block.
+    /// Runs a transform job, writing its output into `sink` and adding where the time went to
+    /// `timings` (see `imgbind_engine::run_into`).
     fn run_into(
         &self,
         job: Job,
         limits: &Limits,
         timings: &mut Timings,
         sink: &mut dyn OutputSink,
-    ) -> Result<OutputHead, Error> {
-        let encoded = self.run_timed(job, limits, timings)?;
-        let head = OutputHead {
-            format: encoded.format,
-            width: encoded.width,
-            height: encoded.height,
-            length: Some(encoded.bytes.len() as u64),
-            incremental: false,
-        };
-        let fail =
-            |e: std::io::Error| Error::new(ErrorCode::Internal, format!("output failed: {e}"));
-        sink.begin(&head).map_err(fail)?;
-        sink.write_owned(encoded.bytes).map_err(fail)?;
-        Ok(head)
-    }
+    ) -> Result<OutputHead, Error>;
     /// Describes an image (see `imgbind_engine::info`).
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error>;
     /// Bytes `job` will hold at its peak, from its sources' headers (see
@@ -74,19 +47,6 @@ pub trait Engine: Send + Sync + 'static {
 pub struct PixelEngine;
 
 impl Engine for PixelEngine {
-    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
-        imgbind_engine::run(job, limits)
-    }
-
-    fn run_timed(
-        &self,
-        job: Job,
-        limits: &Limits,
-        timings: &mut Timings,
-    ) -> Result<Encoded, Error> {
-        imgbind_engine::run_timed(job, limits, timings)
-    }
-
     fn run_into(
         &self,
         job: Job,

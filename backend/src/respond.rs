@@ -8,7 +8,7 @@ use http_body_util::Full;
 use hyper::body::{Frame, SizeHint};
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Response, StatusCode};
-use imgbind_engine::{Encoded, OutputHead};
+use imgbind_engine::OutputHead;
 use imgbind_wire::protocol::{HEADER_ERROR, HEADER_HEIGHT, HEADER_WIDTH};
 use imgbind_wire::{Error, InfoResponse, OutputFormat};
 
@@ -54,10 +54,11 @@ impl hyper::body::Body for Body {
 
 const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
-/// 200 with the encoded image; raw `rgb`/`rgba` also carry their pixel size in headers.
-pub(crate) fn image(encoded: Encoded) -> Response<Body> {
-    let mut response = with_length(StatusCode::OK, encoded.format.content_type(), encoded.bytes);
-    size_headers(&mut response, encoded.format, encoded.width, encoded.height);
+/// 200 with the encoded image as one block; raw `rgb`/`rgba` also carry their pixel size in
+/// headers.
+pub(crate) fn image(head: &OutputHead, bytes: Vec<u8>) -> Response<Body> {
+    let mut response = with_length(StatusCode::OK, head.format.content_type(), bytes);
+    size_headers(&mut response, head.format, head.width, head.height);
     response
 }
 
@@ -211,24 +212,24 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn raw_outputs_carry_their_size() {
-        let response = image(Encoded {
-            bytes: vec![0; 2 * 3 * 4],
-            format: OutputFormat::Rgba,
+    fn head(format: OutputFormat, length: u64) -> OutputHead {
+        OutputHead {
+            format,
             width: 2,
             height: 3,
-        });
+            length: Some(length),
+            incremental: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn raw_outputs_carry_their_size() {
+        let response = image(&head(OutputFormat::Rgba, 24), vec![0; 2 * 3 * 4]);
         assert_eq!(response.headers()[CONTENT_TYPE], "application/octet-stream");
         assert_eq!(response.headers()[HEADER_WIDTH], "2");
         assert_eq!(response.headers()[HEADER_HEIGHT], "3");
         assert_eq!(response.headers()[CONTENT_LENGTH], "24");
-        let response = image(Encoded {
-            bytes: vec![1, 2, 3],
-            format: OutputFormat::Png,
-            width: 2,
-            height: 3,
-        });
+        let response = image(&head(OutputFormat::Png, 3), vec![1, 2, 3]);
         assert_eq!(response.headers()[CONTENT_TYPE], "image/png");
         assert!(response.headers().get(HEADER_WIDTH).is_none());
     }

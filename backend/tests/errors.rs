@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use imgbind_backend::{Engine, PixelEngine};
-use imgbind_engine::{Encoded, Job, Limits};
+use imgbind_engine::{Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, InfoResponse};
 
 const PHOTO: &str = "photo-4mp-eveningglow.jpg";
@@ -216,11 +216,17 @@ async fn connection_is_reused_after_an_error() {
     server.stop().await.unwrap();
 }
 
-/// An engine whose `run` panics; `info` is the real one.
+/// An engine whose `run_into` panics; `info` is the real one.
 struct PanickingEngine;
 
 impl Engine for PanickingEngine {
-    fn run(&self, _job: Job, _limits: &Limits) -> Result<Encoded, Error> {
+    fn run_into(
+        &self,
+        _job: Job,
+        _limits: &Limits,
+        _timings: &mut Timings,
+        _sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
         panic!("engine bug on purpose");
     }
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
@@ -247,13 +253,19 @@ async fn engine_panic_is_9523_and_the_server_keeps_serving() {
     server.stop().await.unwrap();
 }
 
-/// An engine whose `run` takes a fixed time.
+/// An engine whose `run_into` takes a fixed time more than the real one.
 struct SlowEngine(Duration);
 
 impl Engine for SlowEngine {
-    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
+    fn run_into(
+        &self,
+        job: Job,
+        limits: &Limits,
+        timings: &mut Timings,
+        sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
         std::thread::sleep(self.0);
-        PixelEngine.run(job, limits)
+        PixelEngine.run_into(job, limits, timings, sink)
     }
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {
         PixelEngine.info(bytes, limits)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use imgbind_backend::{Engine, PixelEngine};
-use imgbind_engine::{Encoded, Job, Limits, Source, Timings};
+use imgbind_engine::{Job, Limits, OutputHead, OutputSink, Source, Timings};
 use imgbind_wire::{Error, InfoResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -31,20 +31,17 @@ fn is_slow(job: &Job) -> bool {
 }
 
 impl Engine for SlowEngine {
-    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
-        self.run_timed(job, limits, &mut Timings::default())
-    }
-
-    fn run_timed(
+    fn run_into(
         &self,
         job: Job,
         limits: &Limits,
         timings: &mut Timings,
-    ) -> Result<Encoded, Error> {
+        sink: &mut dyn OutputSink,
+    ) -> Result<OutputHead, Error> {
         if is_slow(&job) {
             std::thread::sleep(SLOW);
         }
-        PixelEngine.run_timed(job, limits, timings)
+        PixelEngine.run_into(job, limits, timings, sink)
     }
 
     fn info(&self, bytes: &[u8], limits: &Limits) -> Result<InfoResponse, Error> {

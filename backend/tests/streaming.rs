@@ -117,10 +117,6 @@ impl TapEngine {
 }
 
 impl Engine for TapEngine {
-    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
-        PixelEngine.run(job, limits)
-    }
-
     fn run_into(
         &self,
         job: Job,
@@ -541,10 +537,6 @@ impl OutputSink for Stops<'_> {
 }
 
 impl Engine for StopsEngine {
-    fn run(&self, job: Job, limits: &Limits) -> Result<Encoded, Error> {
-        PixelEngine.run(job, limits)
-    }
-
     fn run_into(
         &self,
         job: Job,
