@@ -65,7 +65,7 @@ pub struct ServeArgs {
 
     /// Permissions of the Unix socket file, in octal. Only the owner may connect by default; 660
     /// lets the socket's group in too.
-    #[arg(long, visible_alias = "unix-mode", env = "IMGBIND_SOCKET_MODE", value_name = "OCTAL", default_value = "600", value_parser = parse_octal_mode)]
+    #[arg(long, visible_alias = "unix-mode", env = "IMGBIND_SOCKET_MODE", value_name = "OCTAL", default_value = format!("{:o}", Config::default().socket_mode), value_parser = parse_octal_mode)]
     pub socket_mode: u32,
 
     /// TCP address to listen on: `HOST:PORT`, `PORT` (binds 127.0.0.1) or `HOST` (port 8790).
@@ -130,7 +130,7 @@ pub struct ServeArgs {
     /// it times the recent job time, over the job slots) is longer is refused at once, and one
     /// still waiting when it passes is refused then: 9522, 503 with `Retry-After`.
     /// Default: half the default deadline.
-    #[arg(long, env = "IMGBIND_QUEUE_TIMEOUT", value_name = "DURATION", default_value = "3250ms", value_parser = parse_duration)]
+    #[arg(long, env = "IMGBIND_QUEUE_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().queue_timeout), value_parser = parse_duration)]
     pub queue_timeout: Duration,
 
     /// Directory of font files a text source may name in `font.url` (`{url: "Inter-Bold.ttf"}`;
@@ -142,12 +142,12 @@ pub struct ServeArgs {
     /// Time allowed for a client to send a complete request head, counted from when the connection
     /// is ready for one (accepted, or the previous answer written). A client that has not sent a
     /// whole head by then is disconnected without an answer. Durations: `30`, `30s`, `500ms`.
-    #[arg(long, visible_alias = "header-read-timeout-secs", env = "IMGBIND_HEADER_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "header-read-timeout-secs", env = "IMGBIND_HEADER_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().header_timeout), value_parser = parse_duration)]
     pub header_timeout: Duration,
 
     /// Time allowed to receive a whole request body; a slower upload is answered 9402 and the
     /// connection closed. (A body must also keep up --body-min-rate.)
-    #[arg(long, visible_alias = "receive-timeout-secs", env = "IMGBIND_BODY_TIMEOUT", value_name = "DURATION", default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "receive-timeout-secs", env = "IMGBIND_BODY_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().body_timeout), value_parser = parse_duration)]
     pub body_timeout: Duration,
 
     /// Least rate, in bytes per second, at which a request body must arrive: a body that brings
@@ -158,12 +158,12 @@ pub struct ServeArgs {
     pub body_min_rate: u64,
 
     /// The window over which --body-min-rate is measured.
-    #[arg(long, env = "IMGBIND_BODY_RATE_WINDOW", value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, env = "IMGBIND_BODY_RATE_WINDOW", value_name = "DURATION", default_value = duration_text(Config::default().body_rate_window), value_parser = parse_duration)]
     pub body_rate_window: Duration,
 
     /// A client that reads nothing of its answer for this long is disconnected, and the memory
     /// its answer held is freed.
-    #[arg(long, env = "IMGBIND_SEND_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, env = "IMGBIND_SEND_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().send_timeout), value_parser = parse_duration)]
     pub send_timeout: Duration,
 
     /// Bytes of memory held for requests at once, across all connections: request bodies being
@@ -182,38 +182,38 @@ pub struct ServeArgs {
 
     /// A keep-alive connection with no request in progress and no new bytes for this long is
     /// closed. (The header timeout also bounds idle time, so the shorter of the two applies.)
-    #[arg(long, env = "IMGBIND_IDLE_TIMEOUT", value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, env = "IMGBIND_IDLE_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().idle_timeout), value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
     /// Connections open at once (Unix socket and TCP together). At the cap a new connection
     /// displaces the connection that has waited longest for a request head; when every
     /// connection is busy with a request, the new one is answered 9522 (503) and closed.
-    #[arg(long, env = "IMGBIND_MAX_CONNECTIONS", value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, env = "IMGBIND_MAX_CONNECTIONS", value_name = "N", default_value_t = Config::default().max_connections as u32, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
 
     /// After an early answer (an error decided before the upload ended), the rest of the request
     /// body is read and discarded, up to this many bytes, so the answer is not lost to a TCP reset.
     /// Past it the answer carries `Connection: close`.
-    #[arg(long, env = "IMGBIND_DRAIN_MAX_BYTES", value_name = "BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "IMGBIND_DRAIN_MAX_BYTES", value_name = "BYTES", default_value_t = Config::default().drain_max_bytes)]
     pub drain_max_bytes: u64,
 
     /// Time allowed for that discarding.
-    #[arg(long, visible_alias = "drain-timeout-secs", env = "IMGBIND_DRAIN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "drain-timeout-secs", env = "IMGBIND_DRAIN_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().drain_timeout), value_parser = parse_duration)]
     pub drain_timeout: Duration,
 
     /// On SIGTERM/SIGINT, time given to in-flight connections to finish.
-    #[arg(long, visible_alias = "shutdown-timeout-secs", env = "IMGBIND_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, visible_alias = "shutdown-timeout-secs", env = "IMGBIND_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = duration_text(Config::default().shutdown_timeout), value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
     /// On SIGTERM/SIGINT, `GET /readyz` answers 503 at once, but the listeners stay open and
     /// requests are served as usual for this long; then the listeners close and in-flight
     /// connections get --shutdown-timeout. Lets a load balancer or Kubernetes take the server out
     /// of rotation before it stops accepting. `0` (the default) closes the listeners at once.
-    #[arg(long, env = "IMGBIND_SHUTDOWN_DELAY", value_name = "DURATION", default_value = "0", value_parser = parse_delay)]
+    #[arg(long, env = "IMGBIND_SHUTDOWN_DELAY", value_name = "DURATION", default_value = duration_text(Config::default().shutdown_delay), value_parser = parse_delay)]
     pub shutdown_delay: Duration,
 
     /// Serve `GET /metrics` (Prometheus text format): `on` or `off`.
-    #[arg(long, env = "IMGBIND_METRICS", value_name = "on|off", default_value = "on", value_parser = parse_switch, action = clap::ArgAction::Set)]
+    #[arg(long, env = "IMGBIND_METRICS", value_name = "on|off", default_value = if Config::default().metrics { "on" } else { "off" }, value_parser = parse_switch, action = clap::ArgAction::Set)]
     pub metrics: bool,
 
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax (`info`, `warn`,
@@ -447,6 +447,18 @@ fn parse_duration(value: &str) -> Result<Duration, String> {
     }
 }
 
+/// A duration as the flags write it, for a default from [`Config::default`]: whole seconds as
+/// `30s`, otherwise milliseconds (`3250ms`); zero as `0`.
+fn duration_text(duration: Duration) -> String {
+    if duration.is_zero() {
+        "0".to_owned()
+    } else if duration.subsec_millis() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", duration.as_millis())
+    }
+}
+
 /// `--shutdown-delay`: a duration like [`parse_duration`]'s, or zero (`0`, `0s`, `0ms`) for none.
 fn parse_delay(value: &str) -> Result<Duration, String> {
     parse_duration(value).or_else(|error| {
@@ -515,6 +527,47 @@ mod tests {
         let config = serve(&["--unix", "/tmp/x.sock"]).into_config();
         assert_eq!(config.listen, None);
         assert_eq!(config.socket_mode, 0o600);
+    }
+
+    #[test]
+    fn the_flags_default_to_config_default() {
+        let flags = serve(&[]).into_config();
+        let config = Config::default();
+        let durations = |c: &Config| {
+            [
+                c.queue_timeout,
+                c.header_timeout,
+                c.body_timeout,
+                c.body_rate_window,
+                c.send_timeout,
+                c.idle_timeout,
+                c.drain_timeout,
+                c.shutdown_timeout,
+                c.shutdown_delay,
+            ]
+        };
+        assert_eq!(durations(&flags), durations(&config));
+        let numbers = |c: &Config| {
+            [
+                u64::from(c.socket_mode),
+                c.jobs as u64,
+                c.queue as u64,
+                c.body_min_rate,
+                c.memory_budget,
+                c.upload_budget,
+                c.max_connections as u64,
+                c.drain_max_bytes,
+            ]
+        };
+        assert_eq!(numbers(&flags), numbers(&config));
+        assert_eq!(flags.metrics, config.metrics);
+        assert_eq!(
+            format!("{:?}", flags.limits),
+            format!("{:?}", config.limits)
+        );
+        assert_eq!(duration_text(Duration::from_millis(3250)), "3250ms");
+        assert_eq!(duration_text(Duration::from_secs(30)), "30s");
+        assert_eq!(duration_text(Duration::ZERO), "0");
     }
 
     #[test]
