@@ -6,14 +6,13 @@
 //! The tests run one at a time ([`SERIAL`]): each needs the machine's two cores to itself for its
 //! timings and its memory figures.
 
-mod common;
-mod spawned;
+mod support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
-use spawned::{good_png, multipart_type, Backend};
+use support::common::*;
+use support::spawned::{good_png, multipart_type, Backend};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Mutex;

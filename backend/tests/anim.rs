@@ -2,14 +2,14 @@
 //! false gives one frame, and the frame limits (configured like `--max-frames` and
 //! `--max-animation-pixels`) answer their codes.
 
-mod common;
+mod support;
 
 use std::io::Cursor;
 
-use common::*;
 use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
 use image::codecs::webp::WebPDecoder;
 use image::{AnimationDecoder, Delay, Frame, Rgba, RgbaImage};
+use support::common::*;
 
 const DELAYS_MS: [u32; 4] = [100, 250, 40, 500];
 

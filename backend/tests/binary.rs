@@ -1,14 +1,14 @@
 //! The real `imgbind` binary: flags from the environment, socket permissions, a transform, and a
 //! clean exit on SIGTERM.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
 use image::ImageFormat;
+use support::common::*;
 use tokio::net::UnixStream;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_imgbind");

@@ -2,11 +2,11 @@
 //! queue timeout is served, not refused by a fixed queue length (issue 17, item 1).
 //! The same burst through the example Worker is in `tests/url-interface.test.js`.
 
-mod common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use support::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_thumbnails_at_once_are_all_served() {

@@ -2,11 +2,11 @@
 //! still in flight, `Connection: close`, concurrency — on the Unix socket and on TCP, with raw
 //! sockets and byte counts (see `shared/reference/delivery.md` for the failures these catch).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PHOTO: &str = "photo-4mp-eveningglow.jpg"; // 2560×1600

@@ -14,11 +14,7 @@
 //! Each scenario prints a `MATRIX |` line (run with `--nocapture`). The soak (`#[ignore]`d, run by
 //! `scripts/soak.sh`) loops over the same shapes `IMGBIND_SOAK` (default 10 000) times.
 
-mod common;
-#[path = "support/nginx.rs"]
-mod nginx;
-#[path = "support/slow_reader.rs"]
-mod slow_reader;
+mod support;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -26,8 +22,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{chunked_head, corpus, field, file, multipart, transform_body, TestServer, BOUNDARY};
-use slow_reader::*;
+use support::common::{
+    chunked_head, corpus, field, file, multipart, transform_body, TestServer, BOUNDARY,
+};
+use support::nginx;
+use support::slow_reader::*;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 
 const PHOTO: &str = "photo-4mp-eveningglow.jpg"; // 2560×1600 JPEG

@@ -1,15 +1,15 @@
 //! Coded error answers over real sockets: each has its status, `cf-images-binding: err=<code>`,
 //! `text/plain` and `ERROR <code>: …`, and the connection stays usable afterwards.
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
 use imgbind_backend::{Engine, PixelEngine};
 use imgbind_engine::{Job, Limits, OutputHead, OutputSink, Timings};
 use imgbind_wire::{Error, InfoResponse};
+use support::common::*;
 
 const PHOTO: &str = "photo-4mp-eveningglow.jpg";
 

@@ -4,14 +4,13 @@
 //! gets its exact status and code, the server then still answers a good request, and its peak RSS
 //! (`VmHWM`) stays under a fixed bound. Also replays the multipart and options fuzzers' findings.
 
-mod common;
-mod spawned;
+mod support;
 
 use std::path::{Path, PathBuf};
 
-use common::*;
 use image::ImageFormat;
-use spawned::{good_png, multipart_type, Backend};
+use support::common::*;
+use support::spawned::{good_png, multipart_type, Backend};
 
 #[path = "../../engine/tests/hostile_inputs/mod.rs"]
 mod hostile_inputs;

@@ -15,8 +15,7 @@
 //!
 //! Prints a `LOAD |` summary line (requests, 503s, p50/p99 of good requests, peak RSS, RSS after).
 
-mod common;
-mod spawned;
+mod support;
 
 #[path = "../../engine/tests/hostile_inputs/mod.rs"]
 mod hostile_inputs;
@@ -26,9 +25,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
 use image::ImageFormat;
-use spawned::{hundred_megapixel_png, multipart_type, post_to, Backend};
+use support::common::*;
+use support::spawned::{hundred_megapixel_png, multipart_type, post_to, Backend};
 
 /// Concurrent clients.
 const CLIENTS: usize = 64;

@@ -5,17 +5,17 @@
 //! Timeouts are set small through `Config` (or flags) so the suite stays fast; bounds asserted
 //! are generous multiples of them.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use imgbind_backend::{Engine, PixelEngine};
 use imgbind_engine::{Job, Limits, OutputHead, OutputSink, Source, Timings};
 use imgbind_wire::{Error, InfoResponse};
+use support::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_imgbind");

@@ -3,15 +3,15 @@
 //! listener open and serving for that long, then the listener closes and the process exits 0.
 //! Runs the real binary so the signal path is the production one.
 
-mod common;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use support::common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::process::Child;

@@ -5,17 +5,17 @@
 //! before the first chunk still gets its coded answer, and JPEG/WebP/AVIF, small PNGs and
 //! HTTP/1.0 clients keep one block with `Content-Length`. Over the Unix socket and TCP.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::*;
 use imgbind_backend::{Engine, PixelEngine};
 use imgbind_engine::{Encoded, Job, Limits, OutputHead, OutputSink, Source, Timings};
 use imgbind_wire::{parse_steps, Error, InfoResponse, OutputFormat, OutputOptions};
+use support::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// 2560×1600: about 7 MB as PNG, 16.4 MB as raw RGBA.

@@ -1,12 +1,12 @@
 //! Text sources over real sockets: `text_input` as the canvas, `draw_text` overlays, a draw tree
 //! three deep mixing images and text, fonts from `--font-dir`, and the coded refusals.
 
-mod common;
+mod support;
 
 use std::path::Path;
 
-use common::*;
 use image::{ImageFormat, Rgba, RgbaImage};
+use support::common::*;
 
 const FONT: &str = "DejaVuSans.ttf";
 

@@ -1,13 +1,13 @@
 //! Successful requests over real sockets: `/transform` outputs decoded and measured, `/info`,
 //! `/healthz`, keep-alive.
 
-mod common;
+mod support;
 
 use bytes::Bytes;
-use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use image::ImageFormat;
+use support::common::*;
 
 const KLEIBER: &str = "photo-20mp-kleiber.jpg"; // 6028×3391
 const EVENINGGLOW: &str = "photo-4mp-eveningglow.jpg"; // 2560×1600

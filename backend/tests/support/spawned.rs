@@ -11,7 +11,7 @@ use image::ImageFormat;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 
-use crate::common::*;
+use super::common::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_imgbind");
 
