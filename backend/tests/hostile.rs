@@ -12,8 +12,7 @@ use image::ImageFormat;
 use support::common::*;
 use support::spawned::{good_png, multipart_type, Backend};
 
-#[path = "../../engine/tests/hostile_inputs/mod.rs"]
-mod hostile_inputs;
+use imgbind_testkit as hostile_inputs;
 
 /// Peak RSS the server may reach over this whole suite. The largest legitimate allocation here is
 /// one 20 MP photo decoded at a time (~80 MB as RGBA, less with DCT scaling) plus 20 MB bodies;

@@ -17,8 +17,7 @@
 
 mod support;
 
-#[path = "../../engine/tests/hostile_inputs/mod.rs"]
-mod hostile_inputs;
+use imgbind_testkit as hostile_inputs;
 
 use std::collections::BTreeMap;
 use std::path::Path;

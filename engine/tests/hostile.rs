@@ -8,10 +8,8 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use image::ImageEncoder;
 use imgbind_engine::{info, run, Job, Limits, Source};
+use imgbind_testkit::{bomb_headers, many_frame_gif};
 use imgbind_wire::{parse_steps, ErrorCode, OutputFormat, OutputOptions};
-
-mod hostile_inputs;
-use hostile_inputs::{bomb_headers, many_frame_gif};
 
 /// The fuzz targets' own harness: replaying a kept input runs exactly what found it.
 #[path = "../../fuzz/fuzz_targets/common.rs"]

@@ -1,6 +1,6 @@
-//! Crafted hostile images, shared by `engine/tests/hostile.rs` and `backend/tests/hostile.rs`.
-
-#![allow(dead_code, unreachable_pub)]
+//! Crafted hostile images, shared by the engine's tests (`engine/tests/hostile.rs`) and the
+//! backend's (`backend/tests/{hostile,load}.rs`): a dev-dependency of both, so neither reaches
+//! into the other's test folder.
 
 /// Headers claiming 65535×65535 (4.3 GP, 17 GB as RGBA) followed by a few bytes of body, one per
 /// format, with the side each claims. `/info` reports the size; a transform is refused with 9413
