@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,7 +24,7 @@ use imgbind_wire::protocol::{PATH_HEALTH, PATH_INFO, PATH_READY, PATH_TRANSFORM}
 use imgbind_wire::{Error, ErrorCode};
 use tracing::Instrument;
 
-use crate::budget::Budget;
+use crate::budget::{Budget, Reservation};
 use crate::connection::Conn;
 use crate::drain::{drain, Drained};
 use crate::exchange::Jobs;
@@ -192,17 +193,12 @@ async fn transform(
 ) -> Response<Body> {
     // 1. Receive the parts (streamed; stops at the first bad part, past the byte limit, past
     // the uploads' memory budget, or when the body is too slow or displaced at the cap).
-    let receiving = Instant::now();
-    let upload = state.budget.upload();
-    let received = receive_within(
-        state,
-        conn,
-        receive::transform_parts(headers, body, state.max_input_bytes, &upload),
-    )
-    .await;
     // 2. Read whatever is left of the body before answering, even when the answer is an error.
-    let (received, drained) = after_receive(state, conn, body, received).await;
-    meter.add(Phase::Receive, receiving.elapsed());
+    let (received, drained, upload) =
+        receive_body(state, conn, headers, body, meter, |h, b, max, u| {
+            Box::pin(receive::transform_parts(h, b, max, u))
+        })
+        .await;
 
     let result = async {
         let parts = received?;
@@ -235,16 +231,11 @@ async fn info(
     body: &mut Incoming,
     meter: &mut RequestMeter,
 ) -> Response<Body> {
-    let receiving = Instant::now();
-    let upload = state.budget.upload();
-    let received = receive_within(
-        state,
-        conn,
-        receive::info_image(headers, body, state.max_input_bytes, &upload),
-    )
-    .await;
-    let (received, drained) = after_receive(state, conn, body, received).await;
-    meter.add(Phase::Receive, receiving.elapsed());
+    let (received, drained, upload) =
+        receive_body(state, conn, headers, body, meter, |h, b, max, u| {
+            Box::pin(receive::info_image(h, b, max, u))
+        })
+        .await;
 
     let result = async {
         let image = received?;
@@ -254,6 +245,38 @@ async fn info(
     .await;
 
     finish(answer(result, meter), drained)
+}
+
+/// A body's parts being received (`receive.rs`), holding their bytes in the upload reservation.
+type Receiving<'b, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'b>>;
+
+/// Receives a request body with `receive` (bounded as [`receive_within`] says), then reads
+/// whatever is left of it ([`after_receive`]), timing both as the receive phase. Returns the
+/// parts, how the body ended, and the reservation holding the parts' bytes.
+async fn receive_body<T>(
+    state: &State,
+    conn: &Conn,
+    headers: &HeaderMap,
+    body: &mut Incoming,
+    meter: &mut RequestMeter,
+    receive: impl for<'b> FnOnce(
+        &'b HeaderMap,
+        &'b mut Incoming,
+        u64,
+        &'b Reservation,
+    ) -> Receiving<'b, T>,
+) -> (Result<T, Error>, Drained, Reservation) {
+    let receiving = Instant::now();
+    let upload = state.budget.upload();
+    let received = receive_within(
+        state,
+        conn,
+        receive(headers, body, state.max_input_bytes, &upload),
+    )
+    .await;
+    let (received, drained) = after_receive(state, conn, body, received).await;
+    meter.add(Phase::Receive, receiving.elapsed());
+    (received, drained, upload)
 }
 
 /// Runs `receiving` (a body's parts being received) unless the body takes longer than the body
