@@ -9,6 +9,8 @@
 
 import { Container, getRandom } from "@cloudflare/containers";
 import { createImages } from "imgbind";
+// The code → HTTP status mapping the example Worker and the backend use (wire/src/error.rs).
+import { STATUS_BY_CODE, errorResponse } from "../../../worker-example/src/errors.js";
 
 export class ImgbindContainer extends Container {
   // deploy/Containerfile: IMGBIND_LISTEN=0.0.0.0:8790.
@@ -70,9 +72,8 @@ export default {
       }
       return new Response("not found\n", { status: 404 });
     } catch (error) {
-      // The SDK's errors carry Cloudflare's codes (9xxx).
-      const status = error.code === 9522 ? 503 : error.code >= 9500 ? 500 : 400;
-      return Response.json({ error: { code: error.code, message: error.message } }, { status });
+      // The SDK's errors carry Cloudflare's codes (9xxx); anything else is ours.
+      return errorResponse(STATUS_BY_CODE[error.code] ?? 500, error.code ?? 9523, error.message);
     }
   },
 };
