@@ -22,6 +22,7 @@ mod connection;
 mod drain;
 mod exchange;
 mod handler;
+mod hosted;
 mod jobs;
 mod memory;
 mod metrics;

@@ -28,11 +28,19 @@ pub enum ErrorCode {
     TransformerConsumed,
     /// 9529: the image timed out while processing.
     Timeout,
+    /// 9430: no or wrong credentials (a hosted route's bearer token, a delivery's signature).
+    Unauthorized,
+    /// 9431: no such stored image, upload link or variant; or hosted images are not enabled.
+    NotFound,
+    /// 9433: the id is taken, or a direct-upload link was already used.
+    Conflict,
+    /// 9434: a direct-upload link expired.
+    Expired,
 }
 
 impl ErrorCode {
     /// Every code, for tables and tests.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidArguments,
         ErrorCode::TooLarge,
         ErrorCode::NotAnImage,
@@ -42,6 +50,10 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::TransformerConsumed,
         ErrorCode::Timeout,
+        ErrorCode::Unauthorized,
+        ErrorCode::NotFound,
+        ErrorCode::Conflict,
+        ErrorCode::Expired,
     ];
 
     /// The numeric code sent in `cf-images-binding: err=<code>`.
@@ -56,6 +68,10 @@ impl ErrorCode {
             ErrorCode::Internal => 9523,
             ErrorCode::TransformerConsumed => 9525,
             ErrorCode::Timeout => 9529,
+            ErrorCode::Unauthorized => 9430,
+            ErrorCode::NotFound => 9431,
+            ErrorCode::Conflict => 9433,
+            ErrorCode::Expired => 9434,
         }
     }
 
@@ -76,6 +92,10 @@ impl ErrorCode {
             ErrorCode::Internal => 500,
             ErrorCode::TransformerConsumed => 400,
             ErrorCode::Timeout => 504,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::NotFound => 404,
+            ErrorCode::Conflict => 409,
+            ErrorCode::Expired => 410,
         }
     }
 }
