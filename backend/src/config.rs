@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use crate::hosted::settings::{HostedArgs, HostedConfig, StoreChoice, Variant};
 use imgbind_engine::Limits;
 
 /// TCP address used when neither `--unix` nor `--listen` is given. Loopback only.
@@ -237,6 +239,10 @@ pub struct ServeArgs {
         default_value = "human"
     )]
     pub log_format: LogFormat,
+
+    /// Hosted images (`docs/HOSTED.md`).
+    #[command(flatten)]
+    pub hosted: HostedArgs,
 }
 
 /// How log lines are written.
@@ -292,6 +298,8 @@ pub struct Config {
     pub shutdown_delay: Duration,
     /// Whether `GET /metrics` is served.
     pub metrics: bool,
+    /// Hosted images: the store and its settings.
+    pub hosted: HostedConfig,
 }
 
 impl Default for Config {
@@ -320,6 +328,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(30),
             shutdown_delay: Duration::ZERO,
             metrics: true,
+            hosted: HostedConfig::default(),
         }
     }
 }
@@ -369,6 +378,7 @@ impl ServeArgs {
             shutdown_timeout: self.shutdown_timeout,
             shutdown_delay: self.shutdown_delay,
             metrics: self.metrics,
+            hosted: self.hosted.into_config(),
         }
     }
 }

@@ -28,6 +28,7 @@ use crate::budget::{Budget, Reservation};
 use crate::connection::Conn;
 use crate::drain::{drain, Drained};
 use crate::exchange::Jobs;
+use crate::hosted::{self, Hosted};
 use crate::jobs::{payload_text, Engine, JobGate};
 use crate::metrics::{Metrics, PATH_METRICS};
 use crate::op_summary::ops_summary;
@@ -40,7 +41,7 @@ use crate::Config;
 pub(crate) struct State {
     max_input_bytes: u64,
     /// The engine and the gate its jobs pass (`exchange.rs`).
-    jobs: Jobs,
+    pub(crate) jobs: Jobs,
     /// Memory for requests (`budget.rs`): bodies, jobs, answers.
     pub(crate) budget: Budget,
     /// Served on `GET /metrics` when enabled; always kept.
@@ -54,10 +55,12 @@ pub(crate) struct State {
     next_request_id: AtomicU64,
     /// `GET /readyz` answers 200 while this is `true`; the server clears it when shutdown begins.
     pub(crate) ready: AtomicBool,
+    /// Hosted images (`/hosted/…`, `hosted/mod.rs`).
+    pub(crate) hosted: Hosted,
 }
 
 impl State {
-    pub(crate) fn new(config: &Config, engine: Arc<dyn Engine>) -> Self {
+    pub(crate) fn new(config: &Config, engine: Arc<dyn Engine>, hosted: Hosted) -> Self {
         let metrics = Arc::new(Metrics::new());
         let budget = Budget::new(
             config.memory_budget,
@@ -89,6 +92,7 @@ impl State {
             drain_timeout: config.drain_timeout,
             next_request_id: AtomicU64::new(1),
             ready: AtomicBool::new(true),
+            hosted,
         }
     }
 }
@@ -145,6 +149,9 @@ async fn handle(
         .retry_after(1);
         meter.set_outcome(Err(&error));
         return respond::close_connection(finish(respond::error(&error), drained));
+    }
+    if path.starts_with(hosted::PREFIX) {
+        return hosted::serve(state, conn, &head, &mut body, meter).await;
     }
     let answer: Box<dyn FnOnce() -> Response<Body> + Send + '_> = match (&head.method, path) {
         (&Method::POST, PATH_TRANSFORM) => {
@@ -248,12 +255,12 @@ async fn info(
 }
 
 /// A body's parts being received (`receive.rs`), holding their bytes in the upload reservation.
-type Receiving<'b, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'b>>;
+pub(crate) type Receiving<'b, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'b>>;
 
 /// Receives a request body with `receive` (bounded as [`receive_within`] says), then reads
 /// whatever is left of it ([`after_receive`]), timing both as the receive phase. Returns the
 /// parts, how the body ended, and the reservation holding the parts' bytes.
-async fn receive_body<T>(
+pub(crate) async fn receive_body<T>(
     state: &State,
     conn: &Conn,
     headers: &HeaderMap,
@@ -356,7 +363,10 @@ async fn after_receive<T>(
 }
 
 /// The answer for a result, with its outcome recorded (the request's log line carries it).
-fn answer(result: Result<Response<Body>, Error>, meter: &mut RequestMeter) -> Response<Body> {
+pub(crate) fn answer(
+    result: Result<Response<Body>, Error>,
+    meter: &mut RequestMeter,
+) -> Response<Body> {
     match result {
         Ok(response) => {
             meter.set_outcome(Ok(()));
@@ -370,7 +380,7 @@ fn answer(result: Result<Response<Body>, Error>, meter: &mut RequestMeter) -> Re
 }
 
 /// A body that could not be read to its end means the connection cannot be reused.
-fn finish(response: Response<Body>, drained: Drained) -> Response<Body> {
+pub(crate) fn finish(response: Response<Body>, drained: Drained) -> Response<Body> {
     if drained.is_complete() {
         response
     } else {

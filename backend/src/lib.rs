@@ -35,7 +35,8 @@ mod streaming;
 mod telemetry;
 
 pub use config::{
-    Cli, Command, Config, HealthArgs, LogFormat, ServeArgs, DEFAULT_LISTEN, DEFAULT_PORT,
+    Cli, Command, Config, HealthArgs, HostedArgs, HostedConfig, LogFormat, ServeArgs, StoreChoice,
+    Variant, DEFAULT_LISTEN, DEFAULT_PORT,
 };
 pub use jobs::{Engine, PixelEngine};
 pub use memory::memory_limit;

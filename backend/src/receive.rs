@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, Stream};
+use futures_util::{FutureExt, Stream, StreamExt};
 use http_body_util::BodyDataStream;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
@@ -191,6 +191,55 @@ pub(crate) async fn info_image(
     image.ok_or_else(|| Error::invalid(format!("the request has no {PART_IMAGE:?} part")))
 }
 
+/// Receives a whole raw body (a hosted upload or a JSON options object), at most `cap` bytes
+/// (9402 past it), held in `upload`.
+pub(crate) async fn raw_body(
+    _headers: &HeaderMap,
+    body: &mut Incoming,
+    cap: u64,
+    upload: &Reservation,
+) -> Result<Bytes, Error> {
+    let mut capped = CappedBody {
+        inner: BodyDataStream::new(body),
+        received: 0,
+        cap,
+        upload: Some(upload.clone()),
+    };
+    let mut content = BytesMut::new();
+    while let Some(chunk) = capped.next().await {
+        match chunk {
+            Ok(chunk) => content.extend_from_slice(&chunk),
+            Err(cause) => {
+                return Err(body_error(cause, cap, 0));
+            }
+        }
+    }
+    Ok(content.freeze())
+}
+
+/// Receives a `multipart/form-data` body and keeps the part named `name` (its file name and
+/// bytes, at most `cap` bytes); other parts are read and dropped. 9401 if there is no such part.
+pub(crate) async fn form_file(
+    headers: &HeaderMap,
+    body: &mut Incoming,
+    cap: u64,
+    upload: &Reservation,
+    name: &str,
+) -> Result<(Option<String>, Bytes), Error> {
+    let stream = BodyDataStream::new(body);
+    let mut reader = PartReader::new(content_type(headers), stream, cap, Some(upload.clone()))?;
+    let mut file = None;
+    while let Some(mut field) = reader.next_part().await? {
+        let part = field.name().unwrap_or_default().to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let content = reader.read_part(&mut field, &part).await?;
+        if part == name && file.is_none() && (filename.is_some() || !content.is_empty()) {
+            file = Some((filename, content));
+        }
+    }
+    file.ok_or_else(|| Error::invalid(format!("the form has no {name:?} file part")))
+}
+
 /// A streaming multipart parser over the request body that counts part content against a limit.
 struct PartReader<'body> {
     multipart: multer::Multipart<'body>,
@@ -358,11 +407,25 @@ where
 /// past its cap; everything else multer reports is a malformed request, 9401.
 fn multipart_error(error: multer::Error, max_input_bytes: u64) -> Error {
     match error {
-        multer::Error::StreamReadFailed(cause) => match cause.downcast_ref::<BodyRefused>() {
+        multer::Error::StreamReadFailed(cause) => {
+            body_error(cause, max_input_bytes, FRAMING_ALLOWANCE)
+        }
+        other => Error::invalid(format!("malformed multipart body: {other}")),
+    }
+}
+
+/// Why a body could not be read: past its cap (9402), the uploads' budget full (9522), or the
+/// connection failed (9402).
+fn body_error(
+    cause: Box<dyn std::error::Error + Send + Sync>,
+    max_input_bytes: u64,
+    framing: u64,
+) -> Error {
+    match cause.downcast_ref::<BodyRefused>() {
             Some(BodyRefused::TooLarge) => Error::new(
                 ErrorCode::TooLarge,
                 format!(
-                    "the request body is larger than {max_input_bytes} bytes of input plus {FRAMING_ALLOWANCE} of multipart framing"
+                    "the request body is larger than {max_input_bytes} bytes of input plus {framing} of framing"
                 ),
             ),
             Some(BodyRefused::BudgetFull) => Error::new(
@@ -373,7 +436,5 @@ fn multipart_error(error: multer::Error, max_input_bytes: u64) -> Error {
                 ErrorCode::TooLarge,
                 format!("the request body could not be read: {cause}"),
             ),
-        },
-        other => Error::invalid(format!("malformed multipart body: {other}")),
     }
 }

@@ -19,6 +19,56 @@ use crate::streaming::StreamedBody;
 pub(crate) enum Body {
     Full(Full<Bytes>),
     Streamed(StreamedBody),
+    /// A stored image's bytes as the store streams them (hosted images).
+    Stored(StoredBody),
+}
+
+/// A stored image streamed from its store with its `Content-Length`: a store that ends short or
+/// fails ends the body with an error (the connection closes; the client never sees a clean end).
+pub(crate) struct StoredBody {
+    blob: crate::hosted::store::Blob,
+    remaining: u64,
+}
+
+impl StoredBody {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        use futures_util::Stream as _;
+        match Pin::new(&mut self.blob.stream).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) if chunk.len() as u64 <= self.remaining => {
+                self.remaining -= chunk.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Ok(_))) => Poll::Ready(Some(Err(Error::internal(
+                "the stored image is longer than its record says",
+            )))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::internal(format!(
+                "reading the stored image failed: {e}"
+            ))))),
+            Poll::Ready(None) if self.remaining == 0 => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(Some(Err(Error::internal(format!(
+                "the stored image ended {} bytes short",
+                self.remaining
+            ))))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// 200 with a stored image's bytes, streamed, with its `Content-Length`.
+pub(crate) fn blob(blob: crate::hosted::store::Blob, content_type: &str) -> Response<Body> {
+    let size = blob.size;
+    let mut response = Response::new(Body::Stored(StoredBody {
+        blob,
+        remaining: size,
+    }));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_str(content_type)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(size));
+    response
 }
 
 impl hyper::body::Body for Body {
@@ -34,6 +84,7 @@ impl hyper::body::Body for Body {
                 .poll_frame(cx)
                 .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
             Body::Streamed(streamed) => Pin::new(streamed).poll_frame(cx),
+            Body::Stored(stored) => stored.poll_frame(cx),
         }
     }
 
@@ -41,6 +92,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(full) => full.is_end_stream(),
             Body::Streamed(streamed) => streamed.is_end_stream(),
+            Body::Stored(stored) => stored.remaining == 0,
         }
     }
 
@@ -48,6 +100,7 @@ impl hyper::body::Body for Body {
         match self {
             Body::Full(full) => full.size_hint(),
             Body::Streamed(streamed) => streamed.size_hint(),
+            Body::Stored(stored) => SizeHint::with_exact(stored.remaining),
         }
     }
 }

@@ -29,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::connection::{Admission, Conn, Connections, MeteredIo, OVERFLOW_ANSWER};
 use crate::handler::{self, State};
+use crate::hosted::Hosted;
 use crate::jobs::{Engine, PixelEngine};
 use crate::Config;
 
@@ -72,6 +73,12 @@ impl Server {
             Some(path) => Some((bind_unix(path, config.socket_mode)?, path.clone())),
             None => None,
         };
+        // The public URL defaults to the bound address (port 0 resolved).
+        let bound = tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let hosted = Hosted::open(&config.hosted, bound)
+            .await
+            .map_err(|e| io::Error::other(format!("hosted images: {}", e.message())))?;
+        tracing::info!(hosted = %hosted.describe(), "hosted images");
 
         let mut http1 = http1::Builder::new();
         http1
@@ -84,7 +91,7 @@ impl Server {
         Ok(Server {
             tcp,
             unix,
-            state: Arc::new(State::new(config, engine)),
+            state: Arc::new(State::new(config, engine, hosted)),
             http1,
             shutdown_timeout: config.shutdown_timeout,
             shutdown_delay: config.shutdown_delay,

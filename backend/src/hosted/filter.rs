@@ -166,6 +166,7 @@ fn scalar(field: &str, name: &str, value: &Value) -> Result<Scalar, Error> {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 impl Condition {
     /// Whether `meta` satisfies this condition (the reference the SQL of each store must agree
     /// with; the stores' tests compare them).
@@ -189,6 +190,7 @@ impl Condition {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 fn scalar_eq(scalar: &Scalar, value: &Value) -> bool {
     match (scalar, value) {
         (Scalar::Str(s), Value::String(v)) => s == v,
