@@ -9,19 +9,7 @@
 /// than 16384×16384.
 pub fn bomb_headers() -> Vec<(&'static str, u32, Vec<u8>)> {
     let side = 65535u16;
-    // PNG: signature + IHDR (RGBA 8-bit) + a tiny IDAT.
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&u32::from(side).to_be_bytes());
-    ihdr.extend_from_slice(&u32::from(side).to_be_bytes());
-    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
-    let idat = b"IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01";
-    png.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
-    png.extend_from_slice(idat);
-    png.extend_from_slice(&crc32(idat).to_be_bytes());
+    let png = png_header_only(u32::from(side), u32::from(side));
     // GIF: logical screen and one image descriptor of 65535×65535, one LZW block.
     let mut gif = b"GIF89a".to_vec();
     gif.extend_from_slice(&side.to_le_bytes());
@@ -55,6 +43,24 @@ pub fn bomb_headers() -> Vec<(&'static str, u32, Vec<u8>)> {
         ("jpeg", u32::from(jpeg_side), jpeg),
         ("webp", 16384, webp),
     ]
+}
+
+/// A PNG that claims `width`×`height` (RGBA 8-bit) in its IHDR, followed by a tiny IDAT: what
+/// a header check sees, with almost no bytes behind it.
+pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let idat = b"IDAT\x78\x9c\x63\x00\x00\x00\x01\x00\x01";
+    png.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
+    png.extend_from_slice(idat);
+    png.extend_from_slice(&crc32(idat).to_be_bytes());
+    png
 }
 
 /// CRC-32 (IEEE) of a PNG chunk's type and data.

@@ -310,6 +310,14 @@ pub async fn try_read_response<R: AsyncRead + Unpin + ?Sized>(
         body: Vec::new(),
     };
     let mut rest = buffer[head_end + 4..].to_vec();
+    if status == 304 {
+        // Never a body (RFC 9110 §15.4.5).
+        return if rest.is_empty() {
+            Ok(response)
+        } else {
+            Err("bytes after a 304's head".into())
+        };
+    }
     if response.is_chunked() {
         assert!(
             response.header("content-length").is_none(),

@@ -7,6 +7,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod common;
+pub mod hosted;
 pub mod nginx;
 pub mod slow_reader;
 pub mod spawned;
