@@ -79,6 +79,12 @@ impl Server {
             .await
             .map_err(|e| io::Error::other(format!("hosted images: {}", e.message())))?;
         tracing::info!(hosted = %hosted.describe(), "hosted images");
+        if hosted.refuses_tcp() && bound.is_some() {
+            tracing::warn!(
+                "hosted images are served on the Unix socket only: over TCP every hosted route \
+                 but delivery and upload links answers 401 until --api-token (IMGBIND_API_TOKEN) is set"
+            );
+        }
 
         let mut http1 = http1::Builder::new();
         http1

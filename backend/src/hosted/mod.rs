@@ -97,6 +97,11 @@ impl Hosted {
         }
     }
 
+    /// Hosted images are on but no token lets writes in over TCP.
+    pub(crate) fn refuses_tcp(&self) -> bool {
+        self.store.is_some() && self.settings.api_token.is_none()
+    }
+
     fn urls(&self) -> Urls<'_> {
         Urls {
             public_url: &self.public_url,
