@@ -294,7 +294,7 @@ async fn list_pages_sorts_and_filters(store: Store) {
         ("i1", json!({"n": 2, "tag": "blue"}), Some("bob")),
         ("i2", json!({"n": 3, "tag": "red"}), None),
         ("i3", json!({"n": "3", "tag": "green"}), Some("ann")),
-        ("i4", json!({"n": 5.5}), None),
+        ("i4", json!({"n": 5.5}), Some("")),
         ("i5", json!({}), Some("bob")),
         ("i6", json!({"n": 8, "deep": {"x": false}}), Some("ann")),
     ];

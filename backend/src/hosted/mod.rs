@@ -382,7 +382,8 @@ impl Ctx<'_> {
             uploaded_ms: api::now().1,
             require_signed_urls: options.require_signed_urls.unwrap_or(false),
             meta: options.metadata.unwrap_or_default(),
-            creator: options.creator,
+            // An empty creator is none: `list({creator: ""})` finds it.
+            creator: options.creator.filter(|c| !c.is_empty()),
         };
         let stored = self.store.insert(image, blob).await?;
         Ok(self.json(StatusCode::CREATED, self.hosted.urls().metadata(&stored)))
@@ -594,7 +595,8 @@ impl Ctx<'_> {
             uploaded_ms: now_ms,
             require_signed_urls: options.require_signed_urls.unwrap_or(false),
             meta: options.metadata.unwrap_or_default(),
-            creator: options.creator,
+            // An empty creator is none: `list({creator: ""})` finds it.
+            creator: options.creator.filter(|c| !c.is_empty()),
         };
         let draft = self.store.create_draft(image, now + expires_in).await?;
         Ok(self.json(
