@@ -17,6 +17,7 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..
 /** Platform key → the npm package that carries the binary for it. */
 export const PLATFORM_PACKAGES = {
   "linux-x64-glibc": "@imgbind/linux-x64-gnu",
+  "linux-arm64-glibc": "@imgbind/linux-arm64-gnu",
 };
 
 /** A failure the CLI reports as one clear message and a non-zero exit. */

@@ -6,7 +6,8 @@
 #   client in workerd, the tarballs installed as a new user does).
 #   scripts/test-container.sh (deploy/Containerfile's root filesystem under runc);
 #   scripts/test-k8s.sh (deploy/k8s rendered, validated, checked against `imgbind serve --help`);
-#   scripts/load-test.sh 120 (64 concurrent clients, good + hostile requests, RSS back to baseline).
+#   scripts/load-test.sh 120 (64 concurrent clients, good + hostile requests, RSS back to baseline);
+#   scripts/test-replicas.sh; scripts/test-arm64.sh (the arm64 package cross-built, run under qemu-user).
 # Setup and build failures stop the run at once; after that every step runs, a summary is
 # printed, and the exit status is non-zero if any step failed.
 set -euo pipefail
@@ -73,5 +74,6 @@ step "container (runc, memory limit)" scripts/test-container.sh || true
 step "kubernetes manifests (validate, match --help)" scripts/test-k8s.sh || true
 step "load test (64 clients, 120 s)" scripts/load-test.sh 120 || true
 step "replicas behind nginx (kill, restart, stall, scale)" scripts/test-replicas.sh || true
+step "arm64 package (cross-build, qemu-user)" scripts/test-arm64.sh || true
 
 summary
