@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what this machine lacks to build and test imgbind: cmake + nasm (the JPEG/WebP codec
 # crates build vendored C), the wasm32 Rust target, wasm-bindgen-cli at the exact version in
-# Cargo.lock, the npm devDependencies (wrangler, miniflare, workerd, binaryen, Node 22), runc, and
-# kubernetes-validate from PyPI in a venv (target/py).
+# Cargo.lock, the npm devDependencies (wrangler, miniflare, workerd, binaryen, Node 22), runc,
+# PostgreSQL, qemu-user and the aarch64 cross toolchain (Debian), and kubernetes-validate and
+# moto's S3 server from PyPI in a venv (target/py).
 # Idempotent: each step is skipped when its result is already there, so a warm run takes a second.
 # Reaches only Debian's, crates.io's, npm's and PyPI's registries. Run as root (apt-get) on Debian 12.
 set -euo pipefail
@@ -17,6 +18,9 @@ command -v nasm >/dev/null 2>&1 || missing+=(nasm)
 [[ -x /usr/sbin/runc ]] || command -v runc >/dev/null 2>&1 || missing+=(runc) # scripts/test-container.sh runs the image's root filesystem
 command -v ip >/dev/null 2>&1 || missing+=(iproute2) # its network namespace
 [[ -x /usr/bin/chromium ]] || missing+=(chromium) # headless browser for tests/playground.test.js (driven by playwright-core)
+[[ -x /usr/lib/postgresql/15/bin/initdb ]] || missing+=(postgresql) # the scale-out hosted store's tests (backend/tests/hosted.rs)
+command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static) # scripts/test-arm64.sh runs the arm64 binary
+command -v aarch64-linux-gnu-g++ >/dev/null 2>&1 || missing+=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross) # scripts/build-arm64.sh
 if ((${#missing[@]})); then
   sudo=""
   [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
@@ -26,10 +30,12 @@ if ((${#missing[@]})); then
 fi
 
 # --- Rust: the wasm target for the SDK --------------------------------------------------------
-if ! rustup target list --installed | grep -qx 'wasm32-unknown-unknown'; then
-  log setup "rustup target add wasm32-unknown-unknown"
-  rustup target add wasm32-unknown-unknown
-fi
+for target in wasm32-unknown-unknown aarch64-unknown-linux-gnu; do
+  if ! rustup target list --installed | grep -qx "$target"; then
+    log setup "rustup target add $target"
+    rustup target add "$target"
+  fi
+done
 
 # --- wasm-bindgen-cli: must match the wasm-bindgen crate in Cargo.lock exactly -----------------
 wanted_bindgen="$(awk '
@@ -72,6 +78,15 @@ if [[ "$(target/py/bin/kubernetes-validate --version 2>/dev/null | awk '{print $
   log setup "pip install kubernetes-validate==$wanted_kv (into target/py)"
   python3 -m venv target/py
   target/py/bin/pip install --quiet --disable-pip-version-check "kubernetes-validate==$wanted_kv"
+fi
+
+# --- moto's S3 server (PyPI): the S3-compatible store in backend/tests/hosted.rs ---------------
+wanted_moto=5.1.22
+if [[ "$(target/py/bin/pip show moto 2>/dev/null | awk '/^Version:/{print $2}' || true)" != "$wanted_moto" ||
+      ! -x target/py/bin/moto_server ]]; then
+  log setup "pip install moto[server]==$wanted_moto (into target/py)"
+  [[ -x target/py/bin/pip ]] || python3 -m venv target/py
+  target/py/bin/pip install --quiet --disable-pip-version-check "moto[server]==$wanted_moto"
 fi
 
 log setup "ok"

@@ -3,6 +3,7 @@
 //! Covers Cloudflare's semantics (upload forms, ids, limits, list paging and filters, nulls,
 //! update, delete, signed URLs, direct uploads, delivery), durability (SIGKILL mid-upload, a
 //! restart keeps everything, 64 concurrent writers lose and duplicate nothing) and who may write.
+//! The scale-out store runs on a real PostgreSQL and moto's S3 server (`support/s3pg.rs`).
 
 mod support;
 
@@ -22,6 +23,16 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Store::embedded()).await
+                }
+            )*
+        }
+        mod scale_out {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(store) = super::Store::scale_out() {
+                        super::$name(store).await
+                    }
                 }
             )*
         }
@@ -659,10 +670,16 @@ async fn direct_uploads(store: Store) {
 
 /// Makes a draft's link expire (the store's own clock cannot be moved from outside).
 async fn expire_draft(store: &Store, id: &str) {
-    let data = store
-        .data
-        .as_ref()
-        .expect("expire_draft: embedded store only for now");
+    if let Some(services) = &store.scale_out {
+        let id = id.replace('\'', "''");
+        services
+            .sql(&format!(
+                "UPDATE imgbind_images SET upload_expires = 1 WHERE id = '{id}'"
+            ))
+            .unwrap();
+        return;
+    }
+    let data = store.data.as_ref().expect("an embedded store");
     let db = rusqlite::Connection::open(data.join("images.sqlite3")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();
     let changed = db
@@ -903,4 +920,32 @@ async fn sigkill_mid_upload_leaves_nothing_half_written(store: Store) {
         backend.upload(json!({"id": "half"}), &image).await.status,
         201
     );
+}
+
+/// Any number of backends share one scale-out store: what one writes, the others serve, and a
+/// race for one id has exactly one winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_backends_share_one_scale_out_store() {
+    let Some(store) = Store::scale_out() else {
+        return;
+    };
+    let a = std::sync::Arc::new(Hosted::spawn(&store, &[]).await);
+    let b = std::sync::Arc::new(Hosted::spawn(&store, &[]).await);
+    let image = png(12, 12);
+    assert_eq!(a.upload(json!({"id": "shared"}), &image).await.status, 201);
+    assert_eq!(b.on_image("GET", "shared", "/bytes", b"").await.body, image);
+    for i in 0..16 {
+        let id = format!("race{i}");
+        let (ra, rb) = tokio::join!(
+            a.upload(json!({"id": id}), &image),
+            b.upload(json!({"id": id}), &image)
+        );
+        let mut statuses = [ra.status, rb.status];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "{id}");
+    }
+    assert_eq!(a.list_all(5, "asc").await, b.list_all(5, "asc").await);
+    assert_eq!(b.list_all(100, "desc").await.len(), 17);
+    assert_eq!(b.on_image("DELETE", "shared", "", b"").await.status, 200);
+    assert_eq!(a.on_image("GET", "shared", "", b"").await.status, 404);
 }

@@ -6,6 +6,7 @@
 pub(crate) mod api;
 pub(crate) mod filter;
 pub(crate) mod ids;
+pub(crate) mod s3pg;
 pub(crate) mod settings;
 pub(crate) mod signing;
 pub(crate) mod sqlite;
@@ -63,11 +64,10 @@ impl Hosted {
                     .map_err(|e| Error::internal(format!("opening the store: {e}")))??;
                 Some(Arc::new(store))
             }
-            StoreChoice::ScaleOut { .. } => {
-                return Err(Error::internal(
-                    "the S3 + PostgreSQL store is not built into this binary",
-                ))
-            }
+            StoreChoice::ScaleOut {
+                database_url,
+                object_store_url,
+            } => Some(Arc::new(s3pg::open(database_url, object_store_url).await?)),
         };
         let public_url = settings.public_url.clone().unwrap_or_else(|| match listen {
             Some(addr) => format!("http://{addr}"),

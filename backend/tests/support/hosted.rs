@@ -29,6 +29,8 @@ pub struct Store {
     pub env: Vec<(String, String)>,
     /// For the embedded store: its directory.
     pub data: Option<PathBuf>,
+    /// For the scale-out store: its PostgreSQL and S3 server.
+    pub scale_out: Option<super::s3pg::Services>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,17 +42,21 @@ impl Store {
         Store {
             env: vec![("IMGBIND_DATA".into(), data.display().to_string())],
             data: Some(data),
+            scale_out: None,
             _dir: dir,
         }
     }
 
-    /// A store from other environment (the scale-out store's harness).
-    pub fn with_env(env: Vec<(String, String)>) -> Store {
-        Store {
-            env,
+    /// A fresh scale-out store (PostgreSQL + S3), or `None` when its services cannot start here
+    /// (said on stderr; a failure under `CI=true`).
+    pub fn scale_out() -> Option<Store> {
+        let services = super::s3pg::Services::start()?;
+        Some(Store {
+            env: services.env(),
             data: None,
+            scale_out: Some(services),
             _dir: tempfile::tempdir().unwrap(),
-        }
+        })
     }
 }
 

@@ -9,5 +9,6 @@
 pub mod common;
 pub mod hosted;
 pub mod nginx;
+pub mod s3pg;
 pub mod slow_reader;
 pub mod spawned;
