@@ -22,7 +22,7 @@ docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
 image = json.load(open(image_json))
 top_help = subprocess.run([binary, "--help"], capture_output=True, text=True, check=True).stdout
 serve_help = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True, check=True).stdout
-known_env = set(re.findall(r"\[env: (IMGBIND_[A-Z0-9_]+)=", serve_help))
+known_env = set(re.findall(r"\[env: (IMGBIND_[A-Z0-9_]+)[=\]]", serve_help))
 known_flags = set(re.findall(r"(--[a-z][a-z0-9-]*)", serve_help))
 subcommands = set(re.findall(r"^  ([a-z]+)\s{2,}", top_help, re.M))
 problems = []

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# deploy/k8s, offline (issue #14): renders the kustomization with kubectl, validates it with
+# deploy/k8s and deploy/k8s-overlays/s3-postgres, offline (issue #14, #13): renders the kustomization with kubectl, validates it with
 # kubernetes-validate --strict (schemas ship in the PyPI package, installed by scripts/setup.sh
 # into target/py), and checks it against the binary with scripts/check-k8s.py (env names, flags,
 # ports, probes, selectors, non-root read-only pod, grace period > delay + drain). Then makes sure
@@ -18,10 +18,15 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 python3 scripts/containerfile.py deploy/Containerfile >"$work/image.json"
+# The base, and the overlay for hosted images on S3 + PostgreSQL.
+for kustomization in deploy/k8s deploy/k8s-overlays/s3-postgres; do
+  kubectl kustomize "$kustomization" >"$work/overlay.yaml"
+  "$PY/kubernetes-validate" --strict --quiet - <"$work/overlay.yaml"
+  log k8s "$kustomization: kubernetes-validate --strict: $(grep -c '^kind:' "$work/overlay.yaml") objects pass"
+  "$PY/python" scripts/check-k8s.py "$BIN" "$work/image.json" <"$work/overlay.yaml"
+done
+grep -q 'secretKeyRef' "$work/overlay.yaml" || { log k8s "FAIL: the overlay sets no Secret-backed env"; exit 1; }
 kubectl kustomize deploy/k8s >"$work/rendered.yaml"
-"$PY/kubernetes-validate" --strict --quiet - <"$work/rendered.yaml"
-log k8s "kubernetes-validate --strict: $(grep -c '^kind:' "$work/rendered.yaml") objects pass"
-"$PY/python" scripts/check-k8s.py "$BIN" "$work/image.json" <"$work/rendered.yaml"
 
 # Each check must be able to fail.
 sed 's/readinessProbe:/readinesProbe:/' "$work/rendered.yaml" >"$work/misspelt.yaml"
