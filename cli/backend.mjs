@@ -1,10 +1,15 @@
 // Starts and stops the imgbind backend for `imgbind dev` and the vitest helper (imgbind/vitest):
 // the native binary (cli/binary.mjs) on a temporary Unix socket, ready once /healthz answers 200.
-// An early exit is a CliError carrying the backend's last log lines.
+// With a data directory it also stores images (hosted images, docs/HOSTED.md) and listens on a
+// free loopback TCP port, the base of its variant URLs and upload links, so a browser on this
+// machine can open them; hosted writes over that port need a random API token (the binding itself
+// uses the socket, which needs none). An early exit is a CliError carrying the backend's last log lines.
 
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CliError, findBinary } from "./binary.mjs";
@@ -25,14 +30,42 @@ function healthz(socketPath) {
   });
 }
 
-/** Starts the backend on a temporary Unix socket; resolves once it answers /healthz. */
+/** A loopback TCP port nobody listens on right now. */
+async function freeLoopbackPort() {
+  const server = createServer();
+  await new Promise((resolvePort, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolvePort);
+  });
+  const { port } = server.address();
+  await new Promise((resolveClose) => server.close(resolveClose));
+  return port;
+}
+
+/**
+ * Starts the backend on a temporary Unix socket; resolves once it answers /healthz. With
+ * `dataDir`, hosted images are on and it listens on 127.0.0.1:<free port> too: `url` is that
+ * origin and `token` its API token (IMGBIND_API_TOKEN if set, else random). IMGBIND_PUBLIC_URL,
+ * if set, still wins as the base of the URLs it hands out.
+ */
 export async function startBackend({ dataDir, echo = true } = {}) {
   const binary = findBinary();
   const dir = mkdtempSync(join(tmpdir(), "imgbind-dev-"));
   const socket = join(dir, "imgbind.sock");
   const env = { ...process.env };
-  if (dataDir) env.IMGBIND_DATA = dataDir;
-  const child = spawn(binary, ["serve", "--unix", socket], { stdio: ["ignore", "pipe", "pipe"], env });
+  const args = ["serve", "--unix", socket];
+  let url;
+  let token;
+  if (dataDir) {
+    env.IMGBIND_DATA = dataDir;
+    const port = await freeLoopbackPort();
+    url = `http://127.0.0.1:${port}`;
+    token = env.IMGBIND_API_TOKEN || randomBytes(24).toString("base64url");
+    env.IMGBIND_API_TOKEN = token;
+    env.IMGBIND_PUBLIC_URL ||= url;
+    args.push("--listen", `127.0.0.1:${port}`);
+  }
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], env });
   // Its log goes to our stderr as it comes; the last lines are kept to explain an early exit.
   const lines = [];
   for (const stream of [child.stdout, child.stderr]) {
@@ -73,6 +106,8 @@ export async function startBackend({ dataDir, echo = true } = {}) {
   });
   return {
     socket,
+    url,
+    token,
     exited,
     lastLines,
     async stop() {

@@ -7,7 +7,7 @@
 
 import { existsSync, mkdirSync } from "node:fs";
 import { createServer } from "node:net";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { startBackend } from "./backend.mjs";
 import { CliError, PACKAGE_ROOT } from "./binary.mjs";
@@ -22,9 +22,13 @@ const USAGE = `usage: imgbind dev [--port N] [--ip ADDR] [--data DIR] [--env NAM
   --socket or --address names a running one) and stopped on exit. Prints "ready on URL".
   --port N      port to listen on (default: the config's dev.port, else ${DEFAULT_PORT})
   --ip ADDR     address to listen on (default 127.0.0.1)
-  --data DIR    where stored images live (created if missing; passed to the backend as IMGBIND_DATA)
+  --data DIR    where stored images (env.IMAGES.hosted) live (created if missing; default
+                .wrangler/state/imgbind beside the config, where wrangler keeps local state).
+                The backend then also listens on a free 127.0.0.1 port, the base of variant URLs
+                and upload links; hosted writes there need its token (IMGBIND_API_TOKEN, else random)
   --env NAME    the wrangler environment to use
-  --socket PATH, --address HOST:PORT   use a backend that is already running`;
+  --socket PATH, --address HOST:PORT   use a backend that is already running (over --address,
+                hosted calls send IMGBIND_API_TOKEN as its bearer token)`;
 
 function log(message) {
   process.stderr.write(`[imgbind dev] ${message}\n`);
@@ -119,7 +123,10 @@ export async function dev(args) {
   if (!(Number.isInteger(port) && port >= 0 && port < 65536)) throw new CliError(`bad --port ${flags.port}`);
   if (port !== 0) await assertPortFree(flags.ip, port);
 
-  const dataDir = flags.data ? resolve(flags.data) : undefined;
+  const ownBackend = !(flags.socket || flags.address);
+  // Stored images persist beside wrangler's own local state unless --data says otherwise.
+  const dataDir = ownBackend ? resolve(flags.data ?? join(dirname(configPath), ".wrangler/state/imgbind")) : undefined;
+  if (flags.data && !ownBackend) throw new CliError("--data is for the backend imgbind dev starts; a running one (--socket, --address) has its own");
   if (dataDir) {
     try {
       mkdirSync(dataDir, { recursive: true });
@@ -128,10 +135,12 @@ export async function dev(args) {
     }
   }
 
-  const backend = flags.socket || flags.address ? null : await startBackend({ dataDir });
+  const backend = ownBackend ? await startBackend({ dataDir }) : null;
   const backendOptions = flags.address ? { address: flags.address } : { socket: resolve(flags.socket ?? backend.socket) };
+  // Hosted calls over TCP need the backend's token; a running backend's comes from the environment.
+  if (flags.address && process.env.IMGBIND_API_TOKEN) backendOptions.token = process.env.IMGBIND_API_TOKEN;
   log(`${bindingName} → imgbind backend at ${backendOptions.socket ? `unix:${backendOptions.socket}` : backendOptions.address}`);
-  if (dataDir) log(`stored images: ${dataDir}`);
+  if (dataDir) log(`stored images: ${dataDir}; delivery and upload links on ${process.env.IMGBIND_PUBLIC_URL || backend.url} (hosted API there needs IMGBIND_API_TOKEN${process.env.IMGBIND_API_TOKEN ? "" : ", random this session"})`);
 
   let worker;
   let stopping = false;
