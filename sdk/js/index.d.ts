@@ -162,12 +162,16 @@ export type ImageMetadataFilterOperators = {
 
 export type ImageMetadataFilterValue = string | number | boolean | ImageMetadataFilterOperators;
 
+export interface ImageListFilter {
+  metadata?: Record<string, ImageMetadataFilterValue>;
+}
+
 export interface ImageListOptions {
   limit?: number;
   cursor?: string;
   sortOrder?: 'asc' | 'desc';
   creator?: string;
-  filter?: { metadata?: Record<string, ImageMetadataFilterValue> };
+  filter?: ImageListFilter;
 }
 
 export interface ImageSignedUrlOptions {
@@ -196,22 +200,42 @@ export interface ImageList {
 }
 
 export interface ImageHandle {
+  /** The image's metadata, or `null` if there is no such image. */
   details(): Promise<ImageMetadata | null>;
+  /** The stored bytes, streamed (an error, never a short end, if cut off), or `null` if there is no such image. */
   bytes(): Promise<ReadableStream<Uint8Array> | null>;
+  /** A delivery URL with `exp` (with `expiresIn`) and `sig` (HMAC-SHA256 with the backend's key `keyName`). */
   signedUrl(options: ImageSignedUrlOptions): Promise<string>;
+  /** @throws {@link ImagesError} 9431 ("image not found: …") if there is no such image. */
   update(options: ImageUpdateOptions): Promise<ImageMetadata>;
+  /** `true`, or `false` if there was no such image. */
   delete(): Promise<boolean>;
 }
 
 /**
- * Stored images: forwarded to the backend service's RPC methods of the same names when it has
- * them (as Cloudflare's binding does); otherwise they throw {@link ImagesError} 9523.
+ * Stored images, over the imgbind backend's HTTP API (docs/HOSTED.md): Cloudflare's
+ * `HostedImagesBinding`, with its results, `null`s and `false`. Failures throw
+ * {@link ImagesError} with the backend's code: 9401 bad options, 9402/9413 too big, 9412 not an
+ * image, 9430 missing or wrong token, 9431 not found, 9433 id taken; 9523 backend unreachable.
  */
 export interface HostedImagesBinding {
+  /** A handle for one image; no request is made until one of its methods is called. */
   image(imageId: string): ImageHandle;
-  upload(image: ReadableStream<Uint8Array> | ArrayBuffer, options?: ImageUploadOptions): Promise<ImageMetadata>;
+  /** The body is streamed; with `encoding: 'base64'` it is base64 text, decoded by the backend. */
+  upload(
+    image: ReadableStream<Uint8Array> | ArrayBuffer | ArrayBufferView | Blob,
+    options?: ImageUploadOptions,
+  ): Promise<ImageMetadata>;
   list(options?: ImageListOptions): Promise<ImageList>;
   createDirectUpload(options?: ImageDirectUploadOptions): Promise<ImageDirectUploadResult>;
+}
+
+export interface ImagesOptions {
+  /**
+   * The backend's API token (`--api-token` / `IMGBIND_API_TOKEN`), sent as
+   * `Authorization: Bearer …` by `hosted` calls; needed over TCP, not on the backend's Unix socket.
+   */
+  token?: string;
 }
 
 export interface ImagesBinding {
@@ -229,8 +253,9 @@ export interface ImagesBinding {
 
 /**
  * The Images binding for a backend: a `Fetcher` (e.g. a service binding; requests go to
- * `https://js.images.cloudflare.com/transform` like Cloudflare's client) or a base URL string
- * (requests go to `<base>/transform` with the global `fetch`).
- * @throws {@link ImagesError} 9401 if `backend` is neither.
+ * `https://js.images.cloudflare.com/transform` like Cloudflare's client, and `…/hosted/…` for
+ * stored images) or a base URL string (requests go to `<base>/transform`, `<base>/hosted/…` with
+ * the global `fetch`).
+ * @throws {@link ImagesError} 9401 if `backend` is neither, or `options.token` is not a non-empty string.
  */
-export function createImages(backend: ImagesBackend): ImagesBinding;
+export function createImages(backend: ImagesBackend, options?: ImagesOptions): ImagesBinding;

@@ -89,13 +89,6 @@ impl Images {
         })
     }
 
-    /// Calls a hosted-images method (`image`, `upload`, `list`, `createDirectUpload`) on a
-    /// service-binding backend that has it; other backends throw 9523.
-    #[wasm_bindgen(js_name = hostedCall)]
-    pub fn hosted_call(&self, method: &str, args: Array) -> Result<JsValue, JsValue> {
-        self.backend.hosted(method, &args)
-    }
-
     fn transformer(&self, source: JsSource) -> Transformer {
         Transformer {
             node: Rc::new(RefCell::new(Node {

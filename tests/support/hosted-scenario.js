@@ -12,8 +12,9 @@ const TIMEOUT = { timeout: 60_000 };
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /**
- * Registers the tests. `context()` resolves (after the suite's `before`) to `{origin}`: the
- * Worker's origin. The backend must have a `default` signing key.
+ * Registers the tests. `context()` resolves (after the suite's `before`) to `{origin, params?}`:
+ * the Worker's origin and query parameters to add to every route. The backend must have a
+ * `default` signing key.
  */
 export function hostedScenario(tag, context) {
   const alice = `${tag}-alice`;
@@ -23,8 +24,9 @@ export function hostedScenario(tag, context) {
   const state = {};
 
   async function route(path, { params = {}, body, method = body === undefined ? "GET" : "POST" } = {}) {
-    const url = new URL(path, (await context()).origin);
-    for (const [name, value] of Object.entries(params)) {
+    const { origin, params: fixed = {} } = await context();
+    const url = new URL(path, origin);
+    for (const [name, value] of Object.entries({ ...fixed, ...params })) {
       url.searchParams.set(name, typeof value === "string" ? value : JSON.stringify(value));
     }
     const response = await fetch(url, { method, body });

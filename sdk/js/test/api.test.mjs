@@ -184,11 +184,85 @@ test('response() forces content-type and keeps other headers', async () => {
   assert.equal(await res.text(), 'ok');
 });
 
-test('hosted forwards to the service RPC methods or throws 9523', async () => {
-  const f = mockFetcher();
-  f.list = async (o) => ({ images: [], listComplete: true, o });
-  assert.deepEqual(await createImages(f).hosted.list({ limit: 1 }), { images: [], listComplete: true, o: { limit: 1 } });
+// hosted: the backend's HTTP API (docs/HOSTED.md) through the Fetcher, with the token if given.
+function hostedFetcher(answer) {
+  const calls = [];
+  return {
+    calls,
+    async fetch(url, init) {
+      const body = init.body === undefined ? undefined : await new Response(init.body).text();
+      calls.push({ url, method: init.method, headers: init.headers, body });
+      return answer(url, init);
+    },
+  };
+}
+const backendError = (code, status, message) =>
+  new Response(`ERROR ${code}: ${message}`, { status, headers: { 'cf-images-binding': `err=${code}` } });
+
+test('hosted: each method is its HTTP request, with the bearer token', async () => {
+  const meta = { id: 'a/b', requireSignedURLs: false, variants: ['http://x/hosted/delivery/h/a/b/public'] };
+  const f = hostedFetcher((url, init) => {
+    if (url.endsWith('/signed-url')) return Response.json({ url: 'http://x/s?sig=1' });
+    if (init.method === 'DELETE') return Response.json({ deleted: true });
+    if (url.includes('direct-uploads')) return Response.json({ id: 'u', uploadURL: 'http://x/hosted/upload/u' }, { status: 201 });
+    if (url.includes('/hosted/images?') && init.method === 'GET') return Response.json({ images: [meta], listComplete: true });
+    return Response.json(meta);
+  });
+  const hosted = createImages(f, { token: 't0k' }).hosted;
+  assert.deepEqual(await hosted.upload(streamOf('img', 'bytes'), { id: 'a/b', encoding: 'base64' }), meta);
+  assert.deepEqual(await hosted.list({ limit: 2, filter: { metadata: { n: { gt: 1 } } } }), { images: [meta], listComplete: true });
+  assert.deepEqual(await hosted.image('a/b').details(), meta);
+  assert.deepEqual(await hosted.image('a/b').update({ creator: 'c' }), meta);
+  assert.equal(await hosted.image('a/b').signedUrl({ variant: 'public' }), 'http://x/s?sig=1');
+  assert.equal(await hosted.image('a/b').delete(), true);
+  assert.deepEqual(await hosted.createDirectUpload(), { id: 'u', uploadURL: 'http://x/hosted/upload/u' });
+  const origin = 'https://js.images.cloudflare.com/hosted';
+  const q = (o) => `?options=${encodeURIComponent(JSON.stringify(o))}`;
+  assert.deepEqual(
+    f.calls.map((c) => [c.method, c.url, c.body]),
+    [
+      ['POST', `${origin}/images${q({ id: 'a/b', encoding: 'base64' })}`, 'imgbytes'],
+      ['GET', `${origin}/images${q({ limit: 2, filter: { metadata: { n: { gt: 1 } } } })}`, undefined],
+      ['GET', `${origin}/images/a%2Fb`, undefined],
+      ['PATCH', `${origin}/images/a%2Fb`, '{"creator":"c"}'],
+      ['POST', `${origin}/images/a%2Fb/signed-url`, '{"variant":"public"}'],
+      ['DELETE', `${origin}/images/a%2Fb`, undefined],
+      ['POST', `${origin}/direct-uploads`, '{}'],
+    ],
+  );
+  for (const c of f.calls) assert.equal(c.headers.authorization, 'Bearer t0k');
+});
+
+test('hosted: a missing image is null/false; update throws it; other errors keep their code', async () => {
+  const f = hostedFetcher(() => backendError(9431, 404, 'image not found: x'));
+  const image = createImages(f).hosted.image('x');
+  assert.equal(await image.details(), null);
+  assert.equal(await image.bytes(), null);
+  assert.equal(await image.delete(), false);
+  await assert.rejects(image.update({}), { code: 9431, message: 'IMAGES_HOSTED_ERROR 9431: image not found: x' });
+  assert.equal(f.calls[0].headers.authorization, undefined, 'no token, no header');
+  // 9431 for "hosted images are off" is an error, not an empty store.
+  const off = createImages(hostedFetcher(() => backendError(9431, 404, 'hosted images are not enabled: start with --data'))).hosted;
+  await assert.rejects(off.image('x').details(), { code: 9431, message: /not enabled/ });
+  await assert.rejects(off.image('x').delete(), { code: 9431 });
+  const denied = createImages(hostedFetcher(() => backendError(9430, 401, 'missing or wrong API token'))).hosted;
+  await assert.rejects(denied.list(), { code: 9430, message: 'IMAGES_HOSTED_ERROR 9430: missing or wrong API token' });
+  const odd = createImages(hostedFetcher(() => new Response('bad gateway', { status: 502 }))).hosted;
+  await assert.rejects(odd.list(), { code: 9523, message: /Unexpected error response 502: bad gateway/ });
   await assert.rejects(createImages('http://127.0.0.1:1').hosted.list(), { code: 9523 });
+  await assert.rejects(createImages(hostedFetcher(() => Response.json({}))).hosted.upload('a string'), { code: 9401 });
+  assert.throws(() => createImages('http://127.0.0.1:1', { token: 5 }), { code: 9401 });
+});
+
+test('hosted: bytes() that end short of their content-length are a stream error', async () => {
+  const body = (length) => () =>
+    new Response(streamOf('0123'), { headers: { 'content-length': String(length), 'content-type': 'image/png' } });
+  const whole = await createImages(hostedFetcher(body(4))).hosted.image('x').bytes();
+  assert.equal(await new Response(whole).text(), '0123');
+  const short = await createImages(hostedFetcher(body(9))).hosted.image('x').bytes();
+  await assert.rejects(new Response(short).text(), { code: 9523, message: /truncated: expected 9 bytes/ });
+  const long = await createImages(hostedFetcher(body(2))).hosted.image('x').bytes();
+  await assert.rejects(new Response(long).text(), { code: 9523, message: /longer than its content-length/ });
 });
 
 test('createImages rejects a bad backend with 9401', () => {

@@ -1,7 +1,7 @@
 //! The backend: a service binding (`Fetcher`) or a base URL, the POST of a request body, and the
 //! errors of a failed fetch or input.
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -11,7 +11,7 @@ use imgbind_wire::{protocol, ErrorCode};
 
 use crate::errors::{ImagesError, Operation};
 use crate::js_io::request::RequestBody;
-use crate::js_io::value::{describe, error_with_cause, get, has_numeric_code, invalid, js_error};
+use crate::js_io::value::{describe, error_with_cause, get, has_numeric_code, invalid};
 
 /// The host Cloudflare's client posts to through a service binding.
 const BINDING_ORIGIN: &str = "https://js.images.cloudflare.com";
@@ -60,29 +60,6 @@ impl Backend {
                     .as_deref()
                     == Some("Fetcher")
             }
-        }
-    }
-
-    /// Calls a hosted-images RPC method on a service-binding backend, as Cloudflare's binding does.
-    pub(crate) fn hosted(&self, method: &str, args: &Array) -> Result<JsValue, JsValue> {
-        let unsupported = || {
-            js_error(&ImagesError::new(
-                u32::from(ErrorCode::Internal.as_u16()),
-                format!(
-                    "IMAGES_HOSTED_ERROR 9523: hosted.{method}() needs a service-binding backend \
-                     with a {method}() RPC method; this backend has none"
-                ),
-            ))
-        };
-        match self {
-            Backend::Fetcher(fetcher) => {
-                let f = get(fetcher, method);
-                match f.dyn_ref::<Function>() {
-                    Some(f) => f.apply(fetcher, args),
-                    None => Err(unsupported()),
-                }
-            }
-            Backend::Url(_) => Err(unsupported()),
         }
     }
 
