@@ -71,6 +71,7 @@ function manifest() {
       "delivery-worker.js": { type: "esm", contents: WORKER },
       "sdk/js/index.js": file("sdk/js/index.js", "esm"),
       "sdk/js/api.js": file("sdk/js/api.js", "esm"),
+      "sdk/js/hosted.js": file("sdk/js/hosted.js", "esm"),
       "sdk/dist/imgbind_sdk.js": file("sdk/dist/imgbind_sdk.js", "esm"),
       "sdk/dist/imgbind_sdk_bg.wasm": file("sdk/dist/imgbind_sdk_bg.wasm", "wasm"),
     },

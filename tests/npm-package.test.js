@@ -132,7 +132,7 @@ describe("the npm packages as a new user installs and runs them (no Rust toolcha
   test("the tarballs: the main package finds its binary through an optional platform package", () => {
     const list = (file) => spawnSync("tar", ["tzf", file], { encoding: "utf8" }).stdout.split("\n").filter(Boolean);
     const files = list(mainTarball);
-    for (const needed of ["cli/imgbind.mjs", "cli/binary.mjs", "cli/dev.mjs", "sdk/js/index.js", "sdk/js/api.js", "sdk/js/index.d.ts", "sdk/js/miniflare-plugin.mjs", "sdk/js/vitest.mjs", "sdk/js/vitest-global-setup.mjs", "cli/backend.mjs", "sdk/dist/imgbind_sdk.js", "sdk/dist/imgbind_sdk_bg.wasm"]) {
+    for (const needed of ["cli/imgbind.mjs", "cli/binary.mjs", "cli/dev.mjs", "sdk/js/index.js", "sdk/js/api.js", "sdk/js/hosted.js", "sdk/js/hosted-entrypoint.mjs", "sdk/js/index.d.ts", "sdk/js/miniflare-plugin.mjs", "sdk/js/vitest.mjs", "sdk/js/vitest-global-setup.mjs", "cli/backend.mjs", "sdk/dist/imgbind_sdk.js", "sdk/dist/imgbind_sdk_bg.wasm"]) {
       assert.ok(files.includes(`package/${needed}`), `${needed} in the main package: ${files}`);
     }
     assert.ok(!files.some((file) => file.startsWith("package/sdk/js/test/")), "no SDK tests in the package");

@@ -12,6 +12,7 @@ function sdkModules() {
   return {
     "sdk/js/index.js": text("sdk/js/index.js"),
     "sdk/js/api.js": text("sdk/js/api.js"),
+    "sdk/js/hosted.js": text("sdk/js/hosted.js"),
     "sdk/dist/imgbind_sdk.js": text("sdk/dist/imgbind_sdk.js"),
     "sdk/dist/imgbind_sdk_bg.wasm": {
       type: "wasm",

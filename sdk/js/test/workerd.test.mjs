@@ -72,6 +72,7 @@ before(async () => {
               'worker.js': { type: 'esm', contents: WORKER },
               'sdk/js/index.js': { type: 'esm', contents: read('sdk/js/index.js').toString() },
               'sdk/js/api.js': { type: 'esm', contents: read('sdk/js/api.js').toString() },
+              'sdk/js/hosted.js': { type: 'esm', contents: read('sdk/js/hosted.js').toString() },
               'sdk/dist/imgbind_sdk.js': { type: 'esm', contents: read('sdk/dist/imgbind_sdk.js').toString() },
               'sdk/dist/imgbind_sdk_bg.wasm': { type: 'wasm', contents: new Uint8Array(read('sdk/dist/imgbind_sdk_bg.wasm')) },
             },
