@@ -612,11 +612,13 @@ impl Ctx<'_> {
     ) -> Result<Response<Body>, Error> {
         // A link that cannot be used is refused before the image is checked.
         let now = api::now().0;
-        match self.store.get(id).await? {
-            None => return Err(not_found("upload link not found")),
-            Some(image) if !image.draft => return Err(used()),
-            Some(image) if image.upload_expires.is_none_or(|at| at < now) => return Err(expired()),
-            Some(_) => {}
+        let image = self.store.get(id).await?;
+        let refused = match image {
+            None => Some(Completion::Unknown),
+            Some(image) => image.upload_refusal(now),
+        };
+        if let Some(refused) = refused {
+            return Err(completion_error(refused));
         }
         api::check_fields(None, None, filename.as_deref())?;
         let blob = self.validate(bytes).await?;
@@ -625,9 +627,7 @@ impl Ctx<'_> {
                 StatusCode::OK,
                 json!({"success": true, "result": self.hosted.urls().metadata(&image)}),
             )),
-            Err(Completion::Unknown) => Err(not_found("upload link not found")),
-            Err(Completion::Used) => Err(used()),
-            Err(Completion::Expired) => Err(expired()),
+            Err(refused) => Err(completion_error(refused)),
         }
     }
 
@@ -747,12 +747,13 @@ impl Ctx<'_> {
     }
 }
 
-fn used() -> Error {
-    Error::new(ErrorCode::Conflict, "upload link already used")
-}
-
-fn expired() -> Error {
-    Error::new(ErrorCode::Expired, "upload link expired")
+/// The coded answer for an upload link that cannot be used: 404, 409 or 410.
+fn completion_error(refused: Completion) -> Error {
+    match refused {
+        Completion::Unknown => not_found("upload link not found"),
+        Completion::Used => Error::new(ErrorCode::Conflict, "upload link already used"),
+        Completion::Expired => Error::new(ErrorCode::Expired, "upload link expired"),
+    }
 }
 
 /// The format a browser gets when the variant names none: AVIF or WebP if it accepts them (as

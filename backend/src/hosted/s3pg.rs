@@ -315,7 +315,7 @@ impl Store for S3PgStore {
         let Some(current) = self.get(id).await? else {
             return Ok(Err(Completion::Unknown));
         };
-        if let Some(refused) = refusal(&current, now) {
+        if let Some(refused) = current.upload_refusal(now) {
             return Ok(Err(refused));
         }
         let blob = self.put_blob(&blob).await?;
@@ -341,7 +341,7 @@ impl Store for S3PgStore {
                 other?;
                 Ok(Err(match self.get(id).await? {
                     None => Completion::Unknown,
-                    Some(image) => refusal(&image, now).unwrap_or(Completion::Used),
+                    Some(image) => image.upload_refusal(now).unwrap_or(Completion::Used),
                 }))
             }
         }
@@ -438,17 +438,6 @@ impl Store for S3PgStore {
             .map(row_image)
             .collect::<Result<_, _>>()
             .map_err(db_error)
-    }
-}
-
-/// Why a draft's link cannot be used at `now`, if it cannot.
-fn refusal(image: &StoredImage, now: i64) -> Option<Completion> {
-    if !image.draft {
-        Some(Completion::Used)
-    } else if image.upload_expires.is_none_or(|at| at < now) {
-        Some(Completion::Expired)
-    } else {
-        None
     }
 }
 

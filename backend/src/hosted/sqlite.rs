@@ -329,7 +329,6 @@ impl Store for SqliteStore {
             .with_db(move |db| insert_row(db, &image, false, None, Some(&blob)))
             .await;
         if inserted.is_err() {
-            let key = key.clone();
             self.with_files(move |s| {
                 s.remove_blob(&key);
                 Ok(())
@@ -355,7 +354,7 @@ impl Store for SqliteStore {
         let Some(current) = self.get(id).await? else {
             return Ok(Err(Completion::Unknown));
         };
-        if let Some(refused) = refusal(&current, now) {
+        if let Some(refused) = current.upload_refusal(now) {
             return Ok(Err(refused));
         }
         let blob = self.with_files(move |s| s.write_blob(&blob)).await?;
@@ -381,7 +380,7 @@ impl Store for SqliteStore {
                 tx.commit()?;
                 Ok(match row {
                     Some(image) if changed == 1 => Ok(image),
-                    Some(image) => Err(refusal(&image, now).unwrap_or(Completion::Used)),
+                    Some(image) => Err(image.upload_refusal(now).unwrap_or(Completion::Used)),
                     None => Err(Completion::Unknown),
                 })
             })
@@ -488,17 +487,6 @@ impl Store for SqliteStore {
             rows.collect()
         })
         .await
-    }
-}
-
-/// Why a draft's link cannot be used at `now`, if it cannot.
-fn refusal(image: &StoredImage, now: i64) -> Option<Completion> {
-    if !image.draft {
-        Some(Completion::Used)
-    } else if image.upload_expires.is_none_or(|at| at < now) {
-        Some(Completion::Expired)
-    } else {
-        None
     }
 }
 

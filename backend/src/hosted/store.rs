@@ -105,6 +105,20 @@ pub(crate) struct Blob {
     pub(crate) stream: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
 }
 
+impl StoredImage {
+    /// Why this record's upload link cannot be used at `now` (Unix seconds), if it cannot: the
+    /// one rule the HTTP flow and both stores' conditional updates agree on.
+    pub(crate) fn upload_refusal(&self, now: i64) -> Option<Completion> {
+        if !self.draft {
+            Some(Completion::Used)
+        } else if self.upload_expires.is_none_or(|at| at < now) {
+            Some(Completion::Expired)
+        } else {
+            None
+        }
+    }
+}
+
 /// How a direct upload's completion went, when it did not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Completion {
