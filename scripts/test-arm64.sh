@@ -40,7 +40,8 @@ pkg="$work/node_modules/@imgbind/linux-arm64-gnu"
 ' "$pkg" "$work/node_modules/imgbind" "$version" || fail "package metadata"
 
 bin="$pkg/bin/imgbind"
-file -b "$bin" | grep -q "ARM aarch64" || fail "not an aarch64 ELF: $(file -b "$bin")"
+machine="$(aarch64-linux-gnu-readelf -h "$bin" | sed -n 's/^ *Machine: *//p')"
+[[ $machine == AArch64 ]] || fail "not an aarch64 ELF: machine $machine"
 needed="$(aarch64-linux-gnu-readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p' | sort | tr '\n' ' ')"
 for lib in $needed; do
   case "$lib" in libc.so.6|libm.so.6|libgcc_s.so.1|ld-linux-aarch64.so.1) ;; *) fail "needs $lib" ;; esac
