@@ -14,7 +14,7 @@ use imgbind_wire::{Error, Step};
 
 use crate::codecs::jpeg;
 use crate::format::{self, Format};
-use crate::{animation, shrink_hint, Job, Limits, Source};
+use crate::{animation, plan, Job, Limits, Source};
 
 /// Bytes of one decoded pixel: RGBA, 8 bits per channel.
 const BYTES_PER_PIXEL: u64 = 4;
@@ -27,6 +27,16 @@ pub const TEXT_SOURCE_BYTES: u64 = 16 * 1024 * 1024;
 pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
     let mut held = 0u64;
     let mut largest = 0u64;
+    // The same plan the job will run with, for how far each JPEG shrinks on load.
+    let sizes: Vec<_> = job
+        .sources
+        .iter()
+        .map(|s| match s {
+            Source::Image(bytes) => format::read_header(bytes).ok().map(|h| h.display_size()),
+            Source::Text(_) => None,
+        })
+        .collect();
+    let plan = plan::plan(&job.steps, &sizes, true);
     for (index, source) in job.sources.iter().enumerate() {
         let bytes = match source {
             Source::Image(bytes) => bytes,
@@ -40,7 +50,7 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
         let (width, height) = if header.format == Format::Jpeg {
-            let eighths = jpeg::scale_eighths(shrink_hint(&job.steps, index, width, height));
+            let eighths = jpeg::scale_eighths(plan.min_scale[index]);
             let scaled = |side: u32| (u64::from(side) * eighths as u64).div_ceil(8);
             (scaled(width), scaled(height))
         } else {

@@ -22,7 +22,7 @@ use crate::{Clock, Limits};
 
 /// Decodes an image whose header has been read and checked against the limits, then turns it
 /// upright. `min_scale` (≤ 1) lets a JPEG shrink on load: the decoder may return any size at least
-/// that fraction of the original, and records the original size in `logical_size`.
+/// that fraction of the original, and records the original size in `logical`.
 pub(crate) fn decode(
     bytes: &[u8],
     header: &Header,

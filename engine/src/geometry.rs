@@ -2,7 +2,7 @@
 
 use imgbind_wire::{Border, Error, Flip, Rotate, Trim};
 
-use crate::raster::{buffer_len, try_alloc, Raster};
+use crate::raster::{buffer_len, try_alloc, Logical, Raster};
 use crate::Limits;
 
 /// Rotates clockwise by a quarter-turn multiple. A shrunk-on-load raster keeps its logical size,
@@ -14,6 +14,7 @@ pub(crate) fn rotate(src: Raster, rotation: Rotate, limits: &Limits) -> Result<R
         Rotate::R0 => Ok(src),
         Rotate::R180 => {
             let mut out = src;
+            out.logical = out.logical.map(|l| l.rotated(2, out.width, out.height));
             // Reversing the pixel order of the whole buffer is a 180° turn.
             let pixels = out.data.len() / c;
             for i in 0..pixels / 2 {
@@ -52,7 +53,9 @@ pub(crate) fn rotate(src: Raster, rotation: Rotate, limits: &Limits) -> Result<R
                 height: src.width,
                 has_alpha: src.has_alpha,
                 data,
-                logical_size: src.logical_size.map(|(lw, lh)| (lh, lw)),
+                logical: src
+                    .logical
+                    .map(|l| l.rotated(if clockwise { 1 } else { 3 }, src.width, src.height)),
             })
         }
     }
@@ -61,6 +64,14 @@ pub(crate) fn rotate(src: Raster, rotation: Rotate, limits: &Limits) -> Result<R
 /// Mirrors horizontally, vertically or both.
 pub(crate) fn flip(src: Raster, flip: Flip) -> Result<Raster, Error> {
     let mut out = src;
+    out.logical = out.logical.map(|l| {
+        l.flipped(
+            matches!(flip, Flip::Horizontal | Flip::Both),
+            matches!(flip, Flip::Vertical | Flip::Both),
+            out.width,
+            out.height,
+        )
+    });
     let c = out.channels();
     let stride = out.stride();
     let (w, h) = (out.width as usize, out.height as usize);
@@ -104,10 +115,43 @@ pub(crate) fn crop(src: &Raster, r: Rect) -> Result<Raster, Error> {
     Raster::from_vec(r.width, r.height, src.has_alpha, data)
 }
 
+/// Cuts a rectangle of a shrunk-on-load raster's logical image (see [`Logical`]): the raster keeps
+/// the pixels covering it, and the logical window moves by the fraction left over.
+pub(crate) fn crop_logical(src: &Raster, logical: Logical, r: Rect) -> Result<Raster, Error> {
+    let x0 = logical.x + f64::from(r.x) * logical.scale_x;
+    let y0 = logical.y + f64::from(r.y) * logical.scale_y;
+    let x1 = x0 + f64::from(r.width) * logical.scale_x;
+    let y1 = y0 + f64::from(r.height) * logical.scale_y;
+    let (w, h) = (f64::from(src.width), f64::from(src.height));
+    let bx = x0.floor().clamp(0.0, w - 1.0);
+    let by = y0.floor().clamp(0.0, h - 1.0);
+    let bx1 = x1.ceil().clamp(bx + 1.0, w);
+    let by1 = y1.ceil().clamp(by + 1.0, h);
+    let mut out = crop(
+        src,
+        Rect {
+            x: bx as u32,
+            y: by as u32,
+            width: (bx1 - bx) as u32,
+            height: (by1 - by) as u32,
+        },
+    )?;
+    out.logical = Some(Logical {
+        width: r.width,
+        height: r.height,
+        x: x0 - bx,
+        y: y0 - by,
+        ..logical
+    });
+    Ok(out)
+}
+
 /// Where `trim` cuts, as a rectangle of what is kept; 9401 when nothing would be left.
 pub(crate) fn trim_rect(src: &Raster, trim: &Trim) -> Result<Rect, Error> {
-    let (w, h) = (src.width, src.height);
-    let mut rect = if let Some(border) = trim.border {
+    let (w, h) = src.logical_size();
+    let rect = if let Some(border) = trim.border {
+        // The planner never shrinks on load before a border trim: it looks at full-size pixels.
+        debug_assert!(src.logical.is_none());
         border_rect(src, border)
     } else {
         Rect {
@@ -117,6 +161,13 @@ pub(crate) fn trim_rect(src: &Raster, trim: &Trim) -> Result<Rect, Error> {
             height: h,
         }
     };
+    cut(rect, trim, (w, h))
+}
+
+/// The explicit part of `trim` (top/left/right/bottom/width/height) applied to `rect`, what the
+/// border detection left of a `w`×`h` image (or all of it); 9401 when nothing would be left.
+pub(crate) fn cut(rect: Rect, trim: &Trim, (w, h): (u32, u32)) -> Result<Rect, Error> {
+    let mut rect = rect;
     // Explicit amounts cut from what the border detection left.
     let left = trim.left.min(rect.width);
     let top = trim.top.min(rect.height);

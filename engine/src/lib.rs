@@ -4,14 +4,15 @@
 //! The flow of one job, top to bottom in [`run`]:
 //!
 //! 1. check the request against the [`Limits`] that need no decoding (input bytes, draw layers);
-//! 2. for each source: read the header, check its dimensions, and decode it, shrinking a JPEG on
-//!    load when the image's first step is a resize that needs fewer pixels (see [`shrink_hint`]);
-//!    EXIF orientation is applied right after decoding;
-//!    a text source (`text_input`/`draw_text`) is rendered to RGBA instead (`text.rs`, fonts
-//!    from `fonts.rs`);
-//! 3. apply every step in order, checking the deadline between steps (`steps.rs`, the one step
-//!    applier, which an animated canvas's frames go through too: `animation.rs`);
-//! 4. encode image 0 into the sink (`encode.rs`, each format's codec in `codecs/`).
+//! 2. read every source's header and check its dimensions; plan the op list (`plan.rs`: chained
+//!    transforms fused where that gives the same pixels, and how far each source may shrink on
+//!    load);
+//! 3. decode each source, a JPEG shrunk on load as planned; EXIF orientation is applied right
+//!    after decoding; a text source (`text_input`/`draw_text`) is rendered to RGBA instead
+//!    (`text.rs`, fonts from `fonts.rs`);
+//! 4. apply every planned step in order, checking the deadline between steps (`steps.rs`, the one
+//!    step applier, which an animated canvas's frames go through too: `animation.rs`);
+//! 5. encode image 0 into the sink (`encode.rs`, each format's codec in `codecs/`).
 //!
 //! Not supported yet (9520, never silently ignored): `segment`, AVIF and HEIC input,
 //! AVIF output. Animated GIF/WebP keep every frame when the output is GIF or WebP (`animation.rs`).
@@ -32,6 +33,7 @@ mod limits;
 mod metadata;
 mod output;
 mod palette;
+mod plan;
 mod raster;
 mod resize;
 mod smartcrop;
@@ -40,7 +42,7 @@ mod text;
 
 use std::time::{Duration, Instant};
 
-use imgbind_wire::{Error, ErrorCode, OutputOptions, Rotate, Step};
+use imgbind_wire::{Error, ErrorCode, OutputOptions, Step};
 
 pub use cost::{memory_needed, TEXT_SOURCE_BYTES};
 pub use info::info;
@@ -115,6 +117,27 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
     Ok(encoded)
 }
 
+/// How a job's steps are run: [`Planning::Planned`] is what [`run`] does; the others are the
+/// references the planner is tested and measured against (`tests/planner.rs`, the bench).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planning {
+    /// Fused steps, shrink-on-load (`plan.rs`).
+    Planned,
+    /// Fused steps, every source decoded at full size.
+    PlannedFullDecode,
+    /// The steps as written, one by one, every source decoded at full size.
+    AsWritten,
+}
+
+/// [`run`] with the steps run as `planning` says.
+#[doc(hidden)]
+pub fn run_planned(job: Job, limits: &Limits, planning: Planning) -> Result<Encoded, Error> {
+    let mut encoded = Encoded::empty(job.output.format);
+    run_with(job, limits, planning, &mut Timings::default(), &mut encoded)?;
+    Ok(encoded)
+}
+
 /// [`run_timed`], writing the output into `sink` as the encoder produces it (PNG, raw; see
 /// `output.rs`) or as one block once complete (every other format). Returns the output's head.
 /// Nothing reaches the sink before encoding starts, so every error up to then comes before any
@@ -122,6 +145,16 @@ pub fn run_timed(job: Job, limits: &Limits, timings: &mut Timings) -> Result<Enc
 pub fn run_into(
     job: Job,
     limits: &Limits,
+    timings: &mut Timings,
+    sink: &mut dyn OutputSink,
+) -> Result<OutputHead, Error> {
+    run_with(job, limits, Planning::Planned, timings, sink)
+}
+
+fn run_with(
+    job: Job,
+    limits: &Limits,
+    planning: Planning,
     timings: &mut Timings,
     sink: &mut dyn OutputSink,
 ) -> Result<OutputHead, Error> {
@@ -161,35 +194,57 @@ pub fn run_into(
         ));
     }
 
-    // 2. Decode every source, upright, shrunk on load where the first step allows.
+    // 2. Every header, checked against the limits; then the plan (`plan.rs`): the steps fused
+    //    where that gives the same pixels, and how far each source may shrink on load.
     let decoding = PhaseTimer::start(&mut timings.decode);
-    let mut images: Vec<Option<Raster>> = Vec::with_capacity(job.sources.len());
-    let mut animation = None;
-    for (index, source) in job.sources.iter().enumerate() {
-        let bytes = match source {
-            Source::Image(bytes) => bytes,
-            Source::Text(json) => {
-                // Rendered to an RGBA image here, then treated like any decoded source.
-                images.push(Some(text::render(json, index, limits)?));
-                clock.check()?;
-                continue;
-            }
+    let mut headers = Vec::with_capacity(job.sources.len());
+    for source in &job.sources {
+        let Source::Image(bytes) = source else {
+            headers.push(None);
+            continue;
         };
         let header = format::read_header(bytes)?;
         format::check_decodable(header.format)?;
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
-        let min_scale = shrink_hint(&job.steps, index, width, height);
+        headers.push(Some(header));
+    }
+    let sizes: Vec<_> = headers
+        .iter()
+        .map(|h| h.as_ref().map(format::Header::display_size))
+        .collect();
+    let plan = match planning {
+        Planning::Planned => plan::plan(&job.steps, &sizes, true),
+        Planning::PlannedFullDecode => plan::plan(&job.steps, &sizes, false),
+        Planning::AsWritten => plan::unplanned(&job.steps, sizes.len()),
+    };
+
+    // 3. Decode every source, upright, shrunk on load as planned.
+    let mut images: Vec<Option<Raster>> = Vec::with_capacity(job.sources.len());
+    let mut animation = None;
+    for (index, (source, header)) in job.sources.iter().zip(&headers).enumerate() {
+        let (Source::Image(bytes), Some(header)) = (source, header) else {
+            if let Source::Text(json) = source {
+                // Rendered to an RGBA image here, then treated like any decoded source.
+                images.push(Some(text::render(json, index, limits)?));
+                clock.check()?;
+            }
+            continue;
+        };
         if index == 0 {
-            // A canvas that keeps its frames is decoded frame by frame in step 3.
-            if let Some(frames) = animation::open(bytes, &header, &job.output, limits)? {
+            // A canvas that keeps its frames is decoded frame by frame in step 4.
+            if let Some(frames) = animation::open(bytes, header, &job.output, limits)? {
                 animation = Some(frames);
                 images.push(None);
                 continue;
             }
         }
         images.push(Some(decode::decode(
-            bytes, &header, min_scale, limits, &clock,
+            bytes,
+            header,
+            plan.min_scale[index],
+            limits,
+            &clock,
         )?));
         clock.check()?;
     }
@@ -199,14 +254,14 @@ pub fn run_into(
 
     drop(decoding);
 
-    // 3. Steps, in call order.
+    // 4. Steps, in (planned) call order.
     let transforming = PhaseTimer::start(&mut timings.transform);
     if let Some(animation) = animation {
         // Every frame through the canvas's steps, then an animated encode (animation.rs).
         return animation::run(
             animation,
             images,
-            &job.steps,
+            &plan.steps,
             &job.output,
             limits,
             &clock,
@@ -215,7 +270,7 @@ pub fn run_into(
     }
     steps::apply(
         &mut images,
-        &job.steps,
+        &plan.steps,
         |_| true,
         steps::Pass::Once(&clock),
         limits,
@@ -223,43 +278,15 @@ pub fn run_into(
 
     drop(transforming);
 
-    // 4. Encode the canvas.
+    // 5. Encode the canvas.
     let _encoding = PhaseTimer::start(&mut timings.encode);
-    let canvas = steps::take(&mut images, 0, job.steps.len())?;
+    let canvas = steps::take(&mut images, 0, plan.steps.len())?;
     clock.check()?;
     let source = match job.sources.first() {
         Some(Source::Image(bytes)) => Some(&bytes[..]),
         _ => None,
     };
     encode::encode(canvas, &job.output, source, &clock, sink)
-}
-
-/// How far a source may be shrunk on load (1.0 = not at all): only when the first step that
-/// touches the image is a transform whose resize is planned from the full size (no trim first),
-/// so the shrunk pixels are never seen at their own scale.
-fn shrink_hint(steps: &[Step], index: usize, width: u32, height: u32) -> f64 {
-    let first = steps.iter().find(|s| match s {
-        Step::Transform(t) => t.image_index == index,
-        Step::Draw(d) => d.target_image_index == index || d.draw_image_index == index,
-    });
-    let Some(Step::Transform(t)) = first else {
-        return 1.0;
-    };
-    if t.trim.is_some() {
-        return 1.0;
-    }
-    let (w, h) = match t.rotate {
-        Some(Rotate::R90 | Rotate::R270) => (height, width),
-        _ => (width, height),
-    };
-    resize::plan(
-        w,
-        h,
-        t.width,
-        t.height,
-        t.fit.unwrap_or(imgbind_wire::Fit::ScaleDown),
-    )
-    .map_or(1.0, |p| p.min_scale().min(1.0))
 }
 
 /// The job's deadline, checked cooperatively between steps.
@@ -292,41 +319,6 @@ impl Clock {
 mod tests {
     use super::*;
     use imgbind_wire::{parse_steps, OutputFormat, TransformStep};
-
-    #[test]
-    fn shrink_hint_looks_only_at_a_leading_resize() {
-        let hint = |json: &str, images: usize| {
-            shrink_hint(&parse_steps(json, images).unwrap(), 0, 6028, 3391)
-        };
-        let plain = hint(r#"[{"imageIndex":0,"width":800}]"#, 1);
-        assert!((plain - 800.0 / 6028.0).abs() < 1e-9);
-        assert_eq!(codecs::jpeg::scale_eighths(plain), 2);
-        // Rotation first: the box applies to the turned image.
-        let turned = hint(r#"[{"imageIndex":0,"width":800,"rotate":90}]"#, 1);
-        assert!((turned - 800.0 / 3391.0).abs() < 1e-9);
-        assert_eq!(
-            hint(r#"[{"imageIndex":0,"trim":{"top":5},"width":800}]"#, 1),
-            1.0
-        );
-        assert_eq!(
-            hint(
-                r#"[{"imageIndex":0,"rotate":90},{"imageIndex":0,"width":8}]"#,
-                1
-            ),
-            1.0
-        );
-        assert_eq!(
-            hint(
-                r#"[{"drawImageIndex":1,"targetImageIndex":0},{"imageIndex":0,"width":8}]"#,
-                2
-            ),
-            1.0
-        );
-        assert_eq!(
-            hint(r#"[{"imageIndex":0,"width":9000,"fit":"contain"}]"#, 1),
-            1.0
-        );
-    }
 
     #[test]
     fn run_timed_reports_the_phases_the_job_reached() {
@@ -370,7 +362,7 @@ mod tests {
         let header = format::read_header(&jpeg).unwrap();
         let small = decode::decode(&jpeg, &header, 0.25, &limits, &Clock::start(&limits)).unwrap();
         assert_eq!((small.width, small.height), (16, 10));
-        assert_eq!(small.logical_size, Some((64, 40)));
+        assert_eq!(small.logical_size(), (64, 40));
         let out = steps::transform(
             small,
             &TransformStep {
@@ -381,6 +373,6 @@ mod tests {
         )
         .unwrap();
         // 40 * 15 / 64 = 9.375: planned from the logical size, exactly as a full decode would be.
-        assert_eq!((out.width, out.height, out.logical_size), (15, 9, None));
+        assert_eq!((out.width, out.height, out.logical), (15, 9, None));
     }
 }

@@ -12,9 +12,100 @@ pub(crate) struct Raster {
     /// True for RGBA (straight alpha), false for RGB.
     pub(crate) has_alpha: bool,
     pub(crate) data: Vec<u8>,
-    /// When the decoder shrank on load (JPEG DCT scaling), the size this raster stands for; the
-    /// first resize computes its geometry from it so the result matches a full-size decode exactly.
-    pub(crate) logical_size: Option<(u32, u32)>,
+    /// When the decoder shrank on load (JPEG DCT scaling), the full-size image this raster stands
+    /// for; the first resize computes its geometry from it so the result matches a full-size decode.
+    pub(crate) logical: Option<Logical>,
+}
+
+/// The full-size image a shrunk-on-load raster stands for: `width`×`height` logical pixels, whose
+/// logical point (lx, ly) is the raster's point (x + lx·scale_x, y + ly·scale_y) (continuous
+/// coordinates, pixel edges at integers). Right after decoding the window is the whole raster; a
+/// planned `trim` (`plan.rs`) cuts the raster to the pixels covering the kept window and moves
+/// the origin by the fraction left over, so the resize that follows samples exactly the region
+/// a full-size decode would have kept.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Logical {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) x: f64,
+    pub(crate) y: f64,
+    pub(crate) scale_x: f64,
+    pub(crate) scale_y: f64,
+}
+
+impl Eq for Logical {}
+
+impl Logical {
+    /// A `width`×`height` image decoded whole into a `raster_width`×`raster_height` raster.
+    pub(crate) fn whole(width: u32, height: u32, raster_width: u32, raster_height: u32) -> Logical {
+        Logical {
+            width,
+            height,
+            x: 0.0,
+            y: 0.0,
+            scale_x: f64::from(raster_width) / f64::from(width),
+            scale_y: f64::from(raster_height) / f64::from(height),
+        }
+    }
+
+    /// The same logical image after the raster (`raster_width`×`raster_height`) is turned
+    /// clockwise by `quarter_turns`.
+    pub(crate) fn rotated(
+        self,
+        quarter_turns: u8,
+        raster_width: u32,
+        raster_height: u32,
+    ) -> Logical {
+        let (rw, rh) = (f64::from(raster_width), f64::from(raster_height));
+        let (ww, wh) = (
+            f64::from(self.width) * self.scale_x,
+            f64::from(self.height) * self.scale_y,
+        );
+        match quarter_turns % 4 {
+            0 => self,
+            // A raster point (x, y) goes to (rh - y, x).
+            1 => Logical {
+                width: self.height,
+                height: self.width,
+                x: rh - (self.y + wh),
+                y: self.x,
+                scale_x: self.scale_y,
+                scale_y: self.scale_x,
+            },
+            2 => Logical {
+                x: rw - (self.x + ww),
+                y: rh - (self.y + wh),
+                ..self
+            },
+            // A raster point (x, y) goes to (y, rw - x).
+            _ => Logical {
+                width: self.height,
+                height: self.width,
+                x: self.y,
+                y: rw - (self.x + ww),
+                scale_x: self.scale_y,
+                scale_y: self.scale_x,
+            },
+        }
+    }
+
+    /// The same logical image after the raster is mirrored (`horizontal`, `vertical`).
+    pub(crate) fn flipped(
+        self,
+        horizontal: bool,
+        vertical: bool,
+        raster_width: u32,
+        raster_height: u32,
+    ) -> Logical {
+        let mut out = self;
+        if horizontal {
+            out.x = f64::from(raster_width) - (self.x + f64::from(self.width) * self.scale_x);
+        }
+        if vertical {
+            out.y = f64::from(raster_height) - (self.y + f64::from(self.height) * self.scale_y);
+        }
+        out
+    }
 }
 
 /// Allocates a zeroed buffer without aborting the process when memory is short (9522 instead).
@@ -59,7 +150,7 @@ impl Raster {
             height,
             has_alpha,
             data,
-            logical_size: None,
+            logical: None,
         })
     }
 
@@ -82,8 +173,14 @@ impl Raster {
             height,
             has_alpha,
             data,
-            logical_size: None,
+            logical: None,
         })
+    }
+
+    /// The size the steps see: the logical size of a shrunk-on-load raster, else its own.
+    pub(crate) fn logical_size(&self) -> (u32, u32) {
+        self.logical
+            .map_or((self.width, self.height), |l| (l.width, l.height))
     }
 
     /// 3 or 4.

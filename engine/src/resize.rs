@@ -169,7 +169,7 @@ pub(crate) fn resolved_gravity(src: &Raster, step: &TransformStep) -> Option<Gra
     if !matches!(gravity, Gravity::Auto | Gravity::Entropy | Gravity::Face) {
         return None;
     }
-    let (lw, lh) = src.logical_size.unwrap_or((src.width, src.height));
+    let (lw, lh) = src.logical_size();
     let plan = plan(
         lw,
         lh,
@@ -192,7 +192,7 @@ pub(crate) fn resolved_gravity(src: &Raster, step: &TransformStep) -> Option<Gra
 /// Applies the step's width/height/fit/gravity (and `background` for `pad`). A shrunk-on-load
 /// source is planned at its logical size so the result is identical to a full decode.
 pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Result<Raster, Error> {
-    let (lw, lh) = src.logical_size.unwrap_or((src.width, src.height));
+    let (lw, lh) = src.logical_size();
     let Some(plan) = plan(
         lw,
         lh,
@@ -219,11 +219,13 @@ pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Resul
     } else {
         (Anchor::Remainder(0.5), Anchor::Remainder(0.5))
     };
-    // Logical → actual pixel coordinates (1 unless the decoder shrank the image).
-    let (kx, ky) = (f64::from(src.width) / lwf, f64::from(src.height) / lhf);
+    // Logical → actual pixel coordinates (the identity unless the decoder shrank the image).
+    let (ox, oy, kx, ky) = src
+        .logical
+        .map_or((0.0, 0.0, 1.0, 1.0), |l| (l.x, l.y, l.scale_x, l.scale_y));
     let crop = CropBox {
-        x: place(lwf, plan.crop_width, ax) * kx,
-        y: place(lhf, plan.crop_height, ay) * ky,
+        x: ox + place(lwf, plan.crop_width, ax) * kx,
+        y: oy + place(lhf, plan.crop_height, ay) * ky,
         width: plan.crop_width * kx,
         height: plan.crop_height * ky,
     };
@@ -281,7 +283,7 @@ pub(crate) fn resample(
     {
         if width == src.width && height == src.height {
             let mut same = src.clone();
-            same.logical_size = None;
+            same.logical = None;
             return Ok(same);
         }
         let rect = crate::geometry::Rect {

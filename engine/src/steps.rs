@@ -118,7 +118,10 @@ pub(crate) fn transform_resolving(
                 ..imgbind_wire::Trim::default()
             });
         }
-        img = geometry::crop(&img, rect)?;
+        img = match img.logical {
+            Some(logical) => geometry::crop_logical(&img, logical, rect)?,
+            None => geometry::crop(&img, rect)?,
+        };
     }
     if let Some(flip) = step.flip {
         img = geometry::flip(img, flip)?;
@@ -131,7 +134,7 @@ pub(crate) fn transform_resolving(
     }
     img = resize::apply(img, step, limits)?;
     // Whatever the decoder skipped has been accounted for by the resize.
-    img.logical_size = None;
+    img.logical = None;
     if let Some(background) = step.background {
         img = img.flatten(background)?;
     }

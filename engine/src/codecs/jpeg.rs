@@ -6,7 +6,7 @@ use imgbind_wire::Error;
 
 use crate::codecs::dimension;
 use crate::icc;
-use crate::raster::{buffer_len, try_alloc, Raster};
+use crate::raster::{buffer_len, try_alloc, Logical, Raster};
 
 /// Stored width and height, from the header alone.
 pub(crate) fn read_size(bytes: &[u8]) -> Result<(u32, u32), Error> {
@@ -22,7 +22,7 @@ pub(crate) fn scale_eighths(min_scale: f64) -> usize {
 }
 
 /// Decodes a JPEG, shrunk on load to the smallest n/8 of its size that is at least `min_scale`
-/// (the original size is kept in `logical_size`); its ICC profile converted to sRGB.
+/// (the original size is kept in `logical`); its ICC profile converted to sRGB.
 pub(crate) fn decode(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
     use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
     let tj = |e: turbojpeg::Error| Error::corrupt("JPEG", e);
@@ -78,7 +78,12 @@ pub(crate) fn decode(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
         raster = icc::rgb_to_srgb(raster, profile)?;
     }
     if eighths != 8 {
-        raster.logical_size = Some((dimension(header.width)?, dimension(header.height)?));
+        raster.logical = Some(Logical::whole(
+            dimension(header.width)?,
+            dimension(header.height)?,
+            raster.width,
+            raster.height,
+        ));
     }
     Ok(raster)
 }
