@@ -49,6 +49,14 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
         format::check_decodable(header.format)?;
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
+        let (width, height) = match plan.window[index] {
+            // Crop-on-load: the window, plus up to one iMCU (16 px) either side.
+            Some(w) if header.format == Format::Jpeg && header.orientation <= 1 => (
+                w.width.saturating_add(32).min(width),
+                w.height.saturating_add(32).min(height),
+            ),
+            _ => (width, height),
+        };
         let (width, height) = if header.format == Format::Jpeg {
             let eighths = jpeg::scale_eighths(plan.min_scale[index]);
             let scaled = |side: u32| (u64::from(side) * eighths as u64).div_ceil(8);

@@ -15,23 +15,25 @@ use imgbind_wire::{Error, ErrorCode};
 use crate::animation;
 use crate::codecs::{avif, jpeg, png, svg, webp};
 use crate::format::{Format, Header, HEIC_UNSUPPORTED};
-use crate::geometry;
+use crate::geometry::{self, Rect};
 use crate::icc;
 use crate::raster::Raster;
 use crate::{Clock, Limits};
 
 /// Decodes an image whose header has been read and checked against the limits, then turns it
 /// upright. `min_scale` (≤ 1) lets a JPEG shrink on load: the decoder may return any size at least
-/// that fraction of the original, and records the original size in `logical`.
+/// that fraction of the original, and records the original size in `logical`. `window` (upright
+/// pixels) is all the steps will look at: a JPEG stored upright decodes only what covers it.
 pub(crate) fn decode(
     bytes: &[u8],
     header: &Header,
     min_scale: f64,
+    window: Option<Rect>,
     limits: &Limits,
     clock: &Clock,
 ) -> Result<Raster, Error> {
     let raster = match header.format {
-        Format::Jpeg => jpeg::decode(bytes, min_scale)?,
+        Format::Jpeg => jpeg::decode(bytes, min_scale, window.filter(|_| header.orientation <= 1))?,
         Format::Png => png::decode(bytes)?,
         // Every GIF, and an animated WebP, goes through the animation reader: its frames are
         // counted (and a GIF checked to the end) before the first one is decoded.

@@ -104,6 +104,7 @@ mod tests {
             bytes,
             &header,
             1.0,
+            None,
             &Limits::default(),
             &crate::Clock::start(&Limits::default()),
         )

@@ -243,6 +243,7 @@ fn run_with(
             bytes,
             header,
             plan.min_scale[index],
+            plan.window[index],
             limits,
             &clock,
         )?));
@@ -360,7 +361,8 @@ mod tests {
             .unwrap()
             .bytes;
         let header = format::read_header(&jpeg).unwrap();
-        let small = decode::decode(&jpeg, &header, 0.25, &limits, &Clock::start(&limits)).unwrap();
+        let small =
+            decode::decode(&jpeg, &header, 0.25, None, &limits, &Clock::start(&limits)).unwrap();
         assert_eq!((small.width, small.height), (16, 10));
         assert_eq!(small.logical_size(), (64, 40));
         let out = steps::transform(

@@ -22,12 +22,18 @@
 //!   `min_scale` of the original; a trim then cuts the shrunk raster's logical window
 //!   (`raster::Logical`), so the resize samples the region a full decode would have kept.
 //!
+//! - **Cut drawn layers** to the part that lands on their target (sizes known before decoding, no
+//!   tiling): a trim of the layer before the draw, and the draw placing it at the same spot.
+//! - **Crop on load**: an image whose first step trims explicitly has that window as its
+//!   [`Plan::window`]; a JPEG stored upright decodes only the pixels covering it
+//!   (`codecs/jpeg_window.rs`).
+//!
 //! What is left alone: `trim: border` and the `auto`/`entropy`/`face` gravities (they look at the
 //! pixels, so they never run on a shrunk raster and never move), resizes followed by a turn
 //! (already cheap: the turn sees the small image), filters (a blur or a tone curve does not
 //! commute with a resize).
 
-use imgbind_wire::{Fit, Flip, Gravity, Rotate, Step, TransformStep, Trim};
+use imgbind_wire::{DrawStep, Fit, Flip, Gravity, Repeat, Rotate, Step, TransformStep, Trim};
 
 use crate::geometry::{cut, Rect};
 use crate::resize;
@@ -39,6 +45,9 @@ pub(crate) struct Plan {
     pub(crate) steps: Vec<Step>,
     /// Per source: how far its decoder may shrink it (1.0 = not at all).
     pub(crate) min_scale: Vec<f64>,
+    /// Per source: the part of it (upright, full-size pixels) the steps look at, when that is
+    /// known before decoding (its first step trims explicitly); a JPEG decodes only that.
+    pub(crate) window: Vec<Option<Rect>>,
 }
 
 /// Plans `steps` for sources of the given upright sizes (`None`: unknown before decoding, e.g.
@@ -53,7 +62,23 @@ pub(crate) fn plan(steps: &[Step], sizes: &[Option<(u32, u32)>], shrink_on_load:
             _ => 1.0,
         })
         .collect();
-    Plan { steps, min_scale }
+    let window = sizes
+        .iter()
+        .enumerate()
+        .map(|(index, size)| {
+            let size = (*size)?;
+            let Some(Step::Transform(t)) = first_step(&steps, index) else {
+                return None;
+            };
+            let trim = t.trim.filter(|t| t.border.is_none())?;
+            cut(whole(size), &trim, size).ok()
+        })
+        .collect();
+    Plan {
+        steps,
+        min_scale,
+        window,
+    }
 }
 
 /// The step list as written: no fusing, no shrinking on load (the planner's reference).
@@ -61,6 +86,7 @@ pub(crate) fn unplanned(steps: &[Step], sources: usize) -> Plan {
     Plan {
         steps: steps.to_vec(),
         min_scale: vec![1.0; sources],
+        window: vec![None; sources],
     }
 }
 
@@ -74,45 +100,116 @@ struct Open {
 }
 
 fn fuse_all(steps: &[Step], sizes: &[Option<(u32, u32)>]) -> Vec<Step> {
-    let mut size: Vec<Option<(u32, u32)>> = sizes.to_vec();
-    let mut open: Vec<Option<Open>> = vec![None; sizes.len()];
-    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    let mut state = Fusing {
+        size: sizes.to_vec(),
+        open: vec![None; sizes.len()],
+        out: Vec::with_capacity(steps.len()),
+    };
     for step in steps {
         match step {
-            Step::Transform(t) if t.image_index < sizes.len() => {
-                let i = t.image_index;
-                let fused = open[i].and_then(|o| match &out[o.at] {
-                    Step::Transform(a) => fuse(a, t, o.before).map(|m| (o, m)),
-                    Step::Draw(_) => None,
-                });
-                if let Some((o, merged)) = fused {
-                    size[i] = o.before.and_then(|s| size_after(&merged, s));
-                    out[o.at] = Step::Transform(merged);
-                } else {
-                    open[i] = Some(Open {
-                        at: out.len(),
-                        before: size[i],
-                    });
-                    size[i] = size[i].and_then(|s| size_after(t, s));
-                    out.push(step.clone());
-                }
-            }
+            Step::Transform(t) if t.image_index < sizes.len() => state.transform(t),
             Step::Draw(d) => {
+                let d = match state.visible_part(d) {
+                    Some((trim, drawn)) => {
+                        state.transform(&trim);
+                        drawn
+                    }
+                    None => d.clone(),
+                };
                 for i in [d.target_image_index, d.draw_image_index] {
-                    if let Some(slot) = open.get_mut(i) {
+                    if let Some(slot) = state.open.get_mut(i) {
                         *slot = None;
                     }
                 }
-                if let Some(slot) = size.get_mut(d.draw_image_index) {
+                if let Some(slot) = state.size.get_mut(d.draw_image_index) {
                     *slot = None;
                 }
-                out.push(step.clone());
+                state.out.push(Step::Draw(d));
             }
             // An image that does not exist: left for the applier to refuse.
-            Step::Transform(_) => out.push(step.clone()),
+            Step::Transform(_) => state.out.push(step.clone()),
         }
     }
-    out
+    state.out
+}
+
+/// The planned list as it grows, and what is known of each image at its end.
+struct Fusing {
+    /// Each image's size, when known without its pixels.
+    size: Vec<Option<(u32, u32)>>,
+    /// Each image's last step, while a later transform may fuse into it.
+    open: Vec<Option<Open>>,
+    out: Vec<Step>,
+}
+
+impl Fusing {
+    /// Appends transform `t`, fused into the image's open step where that is exact.
+    fn transform(&mut self, t: &TransformStep) {
+        let i = t.image_index;
+        let fused = self.open[i].and_then(|o| match &self.out[o.at] {
+            Step::Transform(a) => fuse(a, t, o.before).map(|m| (o, m)),
+            Step::Draw(_) => None,
+        });
+        if let Some((o, merged)) = fused {
+            self.size[i] = o.before.and_then(|s| size_after(&merged, s));
+            self.out[o.at] = Step::Transform(merged);
+        } else {
+            self.open[i] = Some(Open {
+                at: self.out.len(),
+                before: self.size[i],
+            });
+            self.size[i] = self.size[i].and_then(|s| size_after(t, s));
+            self.out.push(Step::Transform(t.clone()));
+        }
+    }
+
+    /// For a draw whose layer reaches past its target: a trim of the layer to what lands on the
+    /// target, and the draw placing that part at the same spot (what the draw does outside the
+    /// target is nothing, whatever the mode). `None` when the sizes are not known, the layer
+    /// tiles, or all of it (or none) lands.
+    fn visible_part(&self, d: &DrawStep) -> Option<(TransformStep, DrawStep)> {
+        if d.repeat != Repeat::No {
+            return None;
+        }
+        let (tw, th) = (*self.size.get(d.target_image_index)?)?;
+        let (ow, oh) = (*self.size.get(d.draw_image_index)?)?;
+        let (tw, th, ow, oh) = (i64::from(tw), i64::from(th), i64::from(ow), i64::from(oh));
+        // As `composite::draw` places it.
+        let x = match (d.left, d.right) {
+            (Some(left), _) => left,
+            (None, Some(right)) => tw - ow - right,
+            (None, None) => (tw - ow) / 2,
+        };
+        let y = match (d.top, d.bottom) {
+            (Some(top), _) => top,
+            (None, Some(bottom)) => th - oh - bottom,
+            (None, None) => (th - oh) / 2,
+        };
+        let (x0, x1) = ((-x).max(0), (tw - x).min(ow));
+        let (y0, y1) = ((-y).max(0), (th - y).min(oh));
+        if x0 >= x1 || y0 >= y1 || (x0 == 0 && y0 == 0 && x1 == ow && y1 == oh) {
+            return None;
+        }
+        let trim = TransformStep {
+            image_index: d.draw_image_index,
+            trim: Some(Trim {
+                left: u32::try_from(x0).ok()?,
+                top: u32::try_from(y0).ok()?,
+                width: Some(u32::try_from(x1 - x0).ok()?),
+                height: Some(u32::try_from(y1 - y0).ok()?),
+                ..Trim::default()
+            }),
+            ..TransformStep::default()
+        };
+        let drawn = DrawStep {
+            left: Some(x + x0),
+            top: Some(y + y0),
+            right: None,
+            bottom: None,
+            ..d.clone()
+        };
+        Some((trim, drawn))
+    }
 }
 
 /// Where each operation runs within one step (`steps.rs`); brightness, contrast and gamma share
@@ -261,11 +358,7 @@ fn size_after(t: &TransformStep, size: (u32, u32)) -> Option<(u32, u32)> {
 /// may come first), and no pixel-dependent choice (`trim: border`, an `auto`/`entropy`/`face`
 /// gravity) would see the shrunk pixels.
 fn shrink_hint(steps: &[Step], index: usize, size: (u32, u32)) -> f64 {
-    let first = steps.iter().find(|s| match s {
-        Step::Transform(t) => t.image_index == index,
-        Step::Draw(d) => d.target_image_index == index || d.draw_image_index == index,
-    });
-    let Some(Step::Transform(t)) = first else {
+    let Some(Step::Transform(t)) = first_step(steps, index) else {
         return 1.0;
     };
     if matches!(
@@ -287,6 +380,14 @@ fn shrink_hint(steps: &[Step], index: usize, size: (u32, u32)) -> f64 {
     let (w, h) = Dihedral::of(t.flip, t.rotate).size(size);
     resize::plan(w, h, t.width, t.height, t.fit.unwrap_or(Fit::ScaleDown))
         .map_or(1.0, |p| p.min_scale().min(1.0))
+}
+
+/// The first step that reads or writes image `index`.
+fn first_step(steps: &[Step], index: usize) -> Option<&Step> {
+    steps.iter().find(|s| match s {
+        Step::Transform(t) => t.image_index == index,
+        Step::Draw(d) => d.target_image_index == index || d.draw_image_index == index,
+    })
 }
 
 /// A flip followed by a clockwise turn: every way to lay a rectangle on itself.
@@ -514,13 +615,17 @@ mod tests {
             let p = planned(json, 1, (30, 20));
             assert_eq!(p.steps.len(), 2, "{json}: {:?}", p.steps);
         }
-        // A draw in between ends the chain on its target.
+        // A draw in between ends the chain on its target (the layer, wider than the turned
+        // target, is cut first).
         let p = planned(
             r#"[{"imageIndex":0,"rotate":90},{"drawImageIndex":1,"targetImageIndex":0},{"imageIndex":0,"width":10}]"#,
             2,
             (30, 20),
         );
-        assert_eq!(p.steps.len(), 3);
+        assert_eq!(p.steps.len(), 4, "{:?}", p.steps);
+        assert!(
+            matches!(&p.steps[3], Step::Transform(t) if t.image_index == 0 && t.rotate.is_none())
+        );
         // Steps on another image in between do not.
         let p = planned(
             r#"[{"imageIndex":0,"rotate":90},{"imageIndex":1,"width":5},{"imageIndex":0,"width":10},{"drawImageIndex":1,"targetImageIndex":0}]"#,
@@ -528,6 +633,58 @@ mod tests {
             (30, 20),
         );
         assert_eq!(p.steps.len(), 3);
+    }
+
+    #[test]
+    fn a_drawn_layer_is_cut_to_what_lands_and_decoded_as_a_window() {
+        let steps = parse_steps(
+            r#"[{"drawImageIndex":1,"targetImageIndex":0,"bottom":10,"right":-20}]"#,
+            2,
+        )
+        .unwrap();
+        // A 10 000 px layer whose bottom-right corner sits on a 200 x 100 canvas.
+        let p = plan(&steps, &[Some((200, 100)), Some((10_000, 10_000))], true);
+        assert_eq!(p.steps.len(), 2, "{:?}", p.steps);
+        let Step::Transform(t) = &p.steps[0] else {
+            panic!("{:?}", p.steps)
+        };
+        let trim = t.trim.unwrap();
+        // x = 200 - 10 000 + 20 = -9780: columns 9780..9980 land; y = -9910: rows 9910..10 000.
+        assert_eq!(
+            (t.image_index, trim.left, trim.top, trim.width, trim.height),
+            (1, 9780, 9910, Some(200), Some(90))
+        );
+        let Step::Draw(d) = &p.steps[1] else {
+            panic!("{:?}", p.steps)
+        };
+        assert_eq!(
+            (d.left, d.top, d.right, d.bottom),
+            (Some(0), Some(0), None, None)
+        );
+        assert_eq!(
+            p.window[1],
+            Some(Rect {
+                x: 9780,
+                y: 9910,
+                width: 200,
+                height: 90
+            })
+        );
+        // Tiling needs the whole layer; one that fits needs no cut.
+        for json in [
+            r#"[{"drawImageIndex":1,"targetImageIndex":0,"repeat":true}]"#,
+            r#"[{"imageIndex":1,"width":50},{"drawImageIndex":1,"targetImageIndex":0}]"#,
+        ] {
+            let steps = parse_steps(json, 2).unwrap();
+            let p = plan(&steps, &[Some((200, 100)), Some((10_000, 10_000))], true);
+            assert!(
+                !p.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::Transform(t) if t.trim.is_some())),
+                "{json}: {:?}",
+                p.steps
+            );
+        }
     }
 
     #[test]

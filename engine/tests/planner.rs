@@ -166,7 +166,10 @@ fn run(
     };
     run_planned(job, &limits, planning)
         .map(|e| (e.width, e.height, e.bytes))
-        .map_err(|e| e.code())
+        .map_err(|e| {
+            eprintln!("{planning:?}: {e}");
+            e.code()
+        })
 }
 
 /// Peak signal-to-noise ratio of two same-sized 8-bit buffers (infinite when equal).

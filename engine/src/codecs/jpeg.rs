@@ -4,7 +4,8 @@
 
 use imgbind_wire::Error;
 
-use crate::codecs::dimension;
+use crate::codecs::{dimension, jpeg_window};
+use crate::geometry::Rect;
 use crate::icc;
 use crate::raster::{buffer_len, try_alloc, Logical, Raster};
 
@@ -22,8 +23,10 @@ pub(crate) fn scale_eighths(min_scale: f64) -> usize {
 }
 
 /// Decodes a JPEG, shrunk on load to the smallest n/8 of its size that is at least `min_scale`
-/// (the original size is kept in `logical`); its ICC profile converted to sRGB.
-pub(crate) fn decode(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
+/// (the original size is kept in `logical`); its ICC profile converted to sRGB. With a `window`
+/// (stored coordinates) only the pixels covering it are decoded (`jpeg_window.rs`); the raster's
+/// `logical` then places them in the whole image.
+pub(crate) fn decode(bytes: &[u8], min_scale: f64, window: Option<Rect>) -> Result<Raster, Error> {
     use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
     let tj = |e: turbojpeg::Error| Error::corrupt("JPEG", e);
     let mut decompressor = Decompressor::new().map_err(tj)?;
@@ -36,7 +39,22 @@ pub(crate) fn decode(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
     let factor = ScalingFactor::new(eighths, 8);
     decompressor.set_scaling_factor(factor).map_err(tj)?;
     let scaled = header.scaled(factor);
-    let (width, height) = (dimension(scaled.width)?, dimension(scaled.height)?);
+    let croppable = !header.is_lossless && header.subsamp != turbojpeg::Subsamp::Unknown;
+    let region = window.filter(|_| croppable).and_then(|w| {
+        scaled_region(
+            w,
+            eighths,
+            header.subsamp.mcu_width(),
+            (
+                dimension(scaled.width).ok()?,
+                dimension(scaled.height).ok()?,
+            ),
+        )
+    });
+    let (width, height) = match region {
+        Some(r) => (r.width, r.height),
+        None => (dimension(scaled.width)?, dimension(scaled.height)?),
+    };
     // libjpeg-turbo cannot convert CMYK/YCCK to RGB itself; decode as CMYK and convert below.
     let cmyk = matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK);
     let (format, channels) = if cmyk {
@@ -45,22 +63,27 @@ pub(crate) fn decode(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
         (PixelFormat::RGB, 3)
     };
     let mut pixels = try_alloc(buffer_len(width, height, channels)?)?;
-    let result = decompressor.decompress(
-        bytes,
-        Image {
-            pixels: pixels.as_mut_slice(),
-            width: scaled.width,
-            pitch: scaled.width * channels,
-            height: scaled.height,
-            format,
-        },
-    );
+    let result = match region {
+        Some(r) => jpeg_window::decompress(bytes, eighths, r, format as _, channels, &mut pixels),
+        None => decompressor
+            .decompress(
+                bytes,
+                Image {
+                    pixels: pixels.as_mut_slice(),
+                    width: scaled.width,
+                    pitch: scaled.width * channels,
+                    height: scaled.height,
+                    format,
+                },
+            )
+            .map_err(|e| e.to_string()),
+    };
     if let Err(e) = result {
         // TurboJPEG reports libjpeg warnings as errors. The only one we forgive is stray bytes
         // between segments, which leaves the image intact; anything else (notably "Premature end
         // of JPEG file") means the pixels are partly invented.
-        if !e.to_string().contains("extraneous bytes before marker") {
-            return Err(tj(e));
+        if !e.contains("extraneous bytes before marker") {
+            return Err(Error::corrupt("JPEG", e));
         }
     }
     let profile = icc::jpeg_profile(bytes);
@@ -77,15 +100,63 @@ pub(crate) fn decode(bytes: &[u8], min_scale: f64) -> Result<Raster, Error> {
     if let (Some(profile), false) = (&profile, cmyk) {
         raster = icc::rgb_to_srgb(raster, profile)?;
     }
-    if eighths != 8 {
+    let (full_width, full_height) = (dimension(header.width)?, dimension(header.height)?);
+    if let Some(r) = region {
+        let whole = Logical::whole(
+            full_width,
+            full_height,
+            dimension(scaled.width)?,
+            dimension(scaled.height)?,
+        );
+        raster.logical = Some(Logical {
+            x: -f64::from(r.x),
+            y: -f64::from(r.y),
+            ..whole
+        });
+    } else if eighths != 8 {
         raster.logical = Some(Logical::whole(
-            dimension(header.width)?,
-            dimension(header.height)?,
+            full_width,
+            full_height,
             raster.width,
             raster.height,
         ));
     }
     Ok(raster)
+}
+
+/// The region of the image scaled by `eighths`/8 (`scaled` pixels) that covers `window` (full-size
+/// pixels), its left edge moved back to a multiple of the scaled iMCU width as TurboJPEG requires;
+/// `None` when that is the whole image.
+fn scaled_region(
+    window: Rect,
+    eighths: usize,
+    mcu_width: usize,
+    scaled: (u32, u32),
+) -> Option<Rect> {
+    let e = eighths as u64;
+    let mcu = (mcu_width as u64 * e).div_ceil(8).max(1);
+    // One iMCU (at most 16 px at full size) of margin on every side: chroma upsampling near an
+    // edge of the cropped region looks at its neighbours, so the kept pixels come out exactly
+    // as a whole decode gives them.
+    let margin = (16 * e).div_ceil(8);
+    let x0 = (u64::from(window.x) * e / 8).saturating_sub(margin) / mcu * mcu;
+    let y0 = (u64::from(window.y) * e / 8).saturating_sub(margin);
+    let x1 = ((u64::from(window.x) + u64::from(window.width)) * e).div_ceil(8) + margin;
+    let y1 = ((u64::from(window.y) + u64::from(window.height)) * e).div_ceil(8) + margin;
+    let x1 = x1.min(u64::from(scaled.0));
+    let y1 = y1.min(u64::from(scaled.1));
+    if x0 >= x1
+        || y0 >= y1
+        || (x0 == 0 && y0 == 0 && x1 == u64::from(scaled.0) && y1 == u64::from(scaled.1))
+    {
+        return None;
+    }
+    Some(Rect {
+        x: x0 as u32,
+        y: y0 as u32,
+        width: (x1 - x0) as u32,
+        height: (y1 - y0) as u32,
+    })
 }
 
 /// CMYK (YCCK is turned into CMYK by libjpeg-turbo) to sRGB. Photoshop and most tools write
@@ -178,6 +249,53 @@ pub(crate) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_decodes_the_same_pixels_as_the_whole_image() {
+        // Detail everywhere, so a pixel taken from the wrong place or upsampled differently shows.
+        let (w, h) = (333u32, 219u32);
+        let mut data = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let v = (x * 7 + y * 13) ^ (x * y);
+                data.extend_from_slice(&[(v % 251) as u8, (v / 3 % 253) as u8, (x + y) as u8]);
+            }
+        }
+        let jpeg = encode(&Raster::from_vec(w, h, false, data).unwrap(), 90).unwrap();
+        let full = decode(&jpeg, 1.0, None).unwrap();
+        for window in [
+            Rect {
+                x: 37,
+                y: 41,
+                width: 100,
+                height: 80,
+            },
+            Rect {
+                x: 200,
+                y: 150,
+                width: 133,
+                height: 69,
+            },
+            Rect {
+                x: 0,
+                y: 0,
+                width: 17,
+                height: 9,
+            },
+        ] {
+            let part = decode(&jpeg, 1.0, Some(window)).unwrap();
+            // Fewer pixels decoded than the whole image.
+            assert!(part.width * part.height < w * h, "{window:?}");
+            let logical = part.logical.unwrap();
+            assert_eq!((logical.width, logical.height), (w, h));
+            let cut = crate::geometry::crop_logical(&part, logical, window).unwrap();
+            assert_eq!(
+                cut.data,
+                crate::geometry::crop(&full, window).unwrap().data,
+                "{window:?}"
+            );
+        }
+    }
 
     #[test]
     fn scale_picks_smallest_sufficient_eighth() {
