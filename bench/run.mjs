@@ -7,19 +7,24 @@
 //   worker (miniflare dev stack) - the same Worker through Miniflare's URL, i.e. its entry worker
 //             (a dev-only proxy Worker) first, as `wrangler dev` serves it,
 //   sharp   - sharp from npm with the closest equivalent settings,
-// and prints median latency, throughput at concurrency = cores, size, SSIM and peak RSS per job.
-// Results go to stdout (a Markdown table) and target/bench/results.json.
+// and prints per job: p50 and p90 latency with one request in flight on the whole machine,
+// throughput with as many in flight as there are cores, and for both sides size, dimensions, SSIM
+// against a lossless reference (⚑ when imgbind's and sharp's differ by more than 0.005) and peak RSS.
+// Then (issue #15) the chained jobs against their fused one-step forms, and the goals, each with its
+// measured figure and met or not. Results go to stdout (Markdown) and target/bench/results.json.
 //
 // Knobs: IMGBIND_BENCH_ROUNDS (latency samples per path, default 7), IMGBIND_BENCH_SECONDS (throughput
 // time per path, default 3, split into two alternating halves), IMGBIND_BENCH_JOBS (comma-separated
-// job names), IMGBIND_BENCH_WORKER=0 (skip the Worker path), IMGBIND_BENCH_BUILD=0 (use the binaries
-// already in target/release), IMGBIND_CORPUS (corpus directory).
+// job names; a chained job brings the forms it is compared with), IMGBIND_BENCH_WORKER=0 (skip the
+// Worker paths), IMGBIND_BENCH_BUILD=0 (use the binaries already in target/release), IMGBIND_CORPUS
+// (corpus directory). Quick check that it works (about 4 minutes):
+//   IMGBIND_BENCH_ROUNDS=2 IMGBIND_BENCH_SECONDS=1 IMGBIND_BENCH_WORKER=0 npm run bench
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { availableParallelism, cpus, tmpdir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { createInterface } from "node:readline";
 import sharp from "sharp";
 import { CORPUS_DIR, REPO_ROOT, corpusFile } from "../tests/support/paths.js";
@@ -46,12 +51,35 @@ const jpeg = (quality) => ({ quality, chromaSubsampling: "4:2:0", optimiseCoding
 const PHOTO = "photo-20mp-kleiber.jpg";
 const LOGO = "overlay-logo-337x330.png";
 const GRAPHIC = "graphic-15mp-kay.png";
+const ANIMATION = "anim-party-660x666.gif";
 const Q = 80;
 
+/** Inputs the bench makes at start (see `prepare`), beside its results. */
+const INPUT_DIR = join(OUT_DIR, "inputs");
+/** The part of GRAPHIC that lands on the 200 px canvas of the overlay jobs, cut at bench start. */
+const PRECUT = join(INPUT_DIR, "overlay-precut.png");
+
+/** The trim jobs' window: 3000×2000 of the 20 MP photo (6028×3391), off-centre. */
+const TRIM = { left: 1500, top: 700, width: 3000, height: 2000 };
+const COVER = { width: 500, height: 500, fit: "cover" };
+/** Width of the overlay jobs' canvas. */
+const CANVAS_WIDTH = 200;
+
 /**
- * The jobs. `steps`/`format`/`quality` are what the wire carries; `worker` is the example Worker
- * route; `sharp(pipeline, meta)` builds sharp's equivalent; `reference(pipeline, meta)` is the same
- * geometry without lossy encoding, the ground truth for SSIM.
+ * The jobs. `steps`/`format`/`quality` are what the wire carries (`transforms`, `output_format`,
+ * `output_quality`); `worker` is the example Worker route (none: the job has no Worker path);
+ * `sharp(pipeline, meta)` builds sharp's equivalent as one pipeline, or `sharpRun(input, meta)`
+ * runs it when it needs more than one (resolves with the encoded buffer); `reference(pipeline, meta)`
+ * is the same geometry without lossy encoding (and without shrink-on-load: `exact`), the ground
+ * truth for SSIM (a pipeline, or a promise
+ * of one or of a lossless PNG buffer). `sharpOptions` are sharp's input options (animation).
+ *
+ * Chained jobs (issue #15) name their one-step form in `fused` (and other forms to compare with in
+ * `alsoVs`): the chains table prints imgbind's chain time over that form's. sharp runs the same
+ * operations in the same order: one pipeline where libvips keeps the chain's order, and where its
+ * fixed pipeline order (rotate → flip → resize; an overlay no larger than the canvas) would not,
+ * one pipeline per step handing raw pixels on, as a sharp-based binding executing `.transform()`
+ * calls one by one would. Each job's `what` says which.
  */
 const JOBS = [
   {
@@ -62,7 +90,7 @@ const JOBS = [
     format: "image/jpeg",
     worker: `/transform?width=800&format=image/jpeg&quality=${Q}`,
     sharp: (s) => s.resize({ width: 800 }).jpeg(jpeg(Q)),
-    reference: (s) => s.resize({ width: 800 }),
+    reference: (s) => s.resize(exact({ width: 800 })),
   },
   {
     name: "thumbnail-webp",
@@ -72,7 +100,7 @@ const JOBS = [
     format: "image/webp",
     worker: `/transform?width=800&format=image/webp&quality=${Q}`,
     sharp: (s) => s.resize({ width: 800 }).webp({ quality: Q, effort: 4 }),
-    reference: (s) => s.resize({ width: 800 }),
+    reference: (s) => s.resize(exact({ width: 800 })),
   },
   {
     name: "thumbnail-avif",
@@ -82,30 +110,114 @@ const JOBS = [
     format: "image/avif",
     worker: `/transform?width=800&format=image/avif&quality=${Q}`,
     sharp: (s) => s.resize({ width: 800 }).avif({ quality: Q, effort: 4 }),
-    reference: (s) => s.resize({ width: 800 }),
+    reference: (s) => s.resize(exact({ width: 800 })),
   },
   {
     name: "rotate-resize",
-    what: "rotate 90, 1200 px wide JPEG q80",
+    what: "rotate 90, 1200 px wide JPEG q80 (one step)",
     sources: [PHOTO],
     steps: [{ imageIndex: 0, rotate: 90, width: 1200 }],
     format: "image/jpeg",
     worker: `/transform?rotate=90&width=1200&format=image/jpeg&quality=${Q}`,
     sharp: (s) => s.rotate(90).resize({ width: 1200 }).jpeg(jpeg(Q)),
-    reference: (s) => s.rotate(90).resize({ width: 1200 }),
+    reference: (s) => s.rotate(90).resize(exact({ width: 1200 })),
   },
   {
-    name: "composite",
-    what: "1600 px wide + PNG logo bottom-right 10 px, JPEG q80",
-    sources: [PHOTO, LOGO],
+    name: "chain-rotate-resize",
+    what: "[{rotate:90}, {width:1200}] JPEG q80; sharp: one pipeline rotate(90).resize(1200), which libvips runs in the chain's order",
+    sources: [PHOTO],
     steps: [
-      { imageIndex: 0, width: 1600 },
-      { drawImageIndex: 1, targetImageIndex: 0, bottom: 10, right: 10 },
+      { imageIndex: 0, rotate: 90 },
+      { imageIndex: 0, width: 1200 },
     ],
     format: "image/jpeg",
-    worker: `/composite?width=1600&bottom=10&right=10&format=image/jpeg&quality=${Q}`,
-    sharp: (s, meta) => withLogo(s.resize({ width: 1600 }), meta).jpeg(jpeg(Q)),
-    reference: (s, meta) => withLogo(s.resize({ width: 1600 }), meta),
+    fused: "rotate-resize",
+    sharp: (s) => s.rotate(90).resize({ width: 1200 }).jpeg(jpeg(Q)),
+    reference: (s) => s.rotate(90).resize(exact({ width: 1200 })),
+  },
+  {
+    name: "flip-rotate-cover",
+    what: "flip h, rotate 180, 500×500 cover, JPEG q80 (one step); sharp: one pipeline (libvips rotates before it mirrors: the same pixels, a mirror and a half turn commute)",
+    sources: [PHOTO],
+    steps: [{ imageIndex: 0, flip: "h", rotate: 180, ...COVER }],
+    format: "image/jpeg",
+    worker: `/transform?flip=h&rotate=180&width=500&height=500&fit=cover&format=image/jpeg&quality=${Q}`,
+    sharp: (s) => s.rotate(180).flop().resize(COVER).jpeg(jpeg(Q)),
+    reference: (s) => stepwise(s, [(p) => p.flop(), (p) => p.rotate(180), (p) => p.resize(exact(COVER))]),
+  },
+  {
+    name: "chain-flip-rotate-cover",
+    what: "[{flip:'h'}, {rotate:180}, {width:500, height:500, fit:'cover'}] JPEG q80; sharp: three pipelines (flop, rotate(180), resize cover + JPEG) handing raw pixels on, since one pipeline would rotate before it mirrors",
+    sources: [PHOTO],
+    steps: [
+      { imageIndex: 0, flip: "h" },
+      { imageIndex: 0, rotate: 180 },
+      { imageIndex: 0, ...COVER },
+    ],
+    format: "image/jpeg",
+    fused: "flip-rotate-cover",
+    sharpRun: async (input) => (await stepwise(sharp(input), [(p) => p.flop(), (p) => p.rotate(180), (p) => p.resize(COVER)])).jpeg(jpeg(Q)).toBuffer(),
+    reference: (s) => stepwise(s, [(p) => p.flop(), (p) => p.rotate(180), (p) => p.resize(exact(COVER))]),
+  },
+  {
+    name: "resize-600",
+    what: "600 px wide JPEG q80 (the whole photo: what the trim jobs are measured against)",
+    sources: [PHOTO],
+    steps: [{ imageIndex: 0, width: 600 }],
+    format: "image/jpeg",
+    worker: `/transform?width=600&format=image/jpeg&quality=${Q}`,
+    sharp: (s, meta) => s.resize(widthOf(600, meta)).jpeg(jpeg(Q)),
+    reference: (s, meta) => s.resize(exact(widthOf(600, meta))),
+  },
+  {
+    name: "trim-resize",
+    what: `trim to ${TRIM.width}×${TRIM.height} at (${TRIM.left}, ${TRIM.top}), 600 px wide, JPEG q80 (one step); sharp: extract(...).resize(600)`,
+    sources: [PHOTO],
+    steps: [{ imageIndex: 0, trim: TRIM, width: 600 }],
+    format: "image/jpeg",
+    sharp: (s) => s.extract(TRIM).resize({ width: 600 }).jpeg(jpeg(Q)),
+    reference: (s) => s.extract(TRIM).resize(exact({ width: 600 })),
+  },
+  {
+    name: "chain-trim-resize",
+    what: `[{trim:${TRIM.width}×${TRIM.height}}, {width:600}] JPEG q80; sharp: one pipeline extract(...).resize(600) (an extract before a resize runs first in libvips)`,
+    sources: [PHOTO],
+    steps: [
+      { imageIndex: 0, trim: TRIM },
+      { imageIndex: 0, width: 600 },
+    ],
+    format: "image/jpeg",
+    fused: "trim-resize",
+    alsoVs: ["resize-600"],
+    sharp: (s) => s.extract(TRIM).resize({ width: 600 }).jpeg(jpeg(Q)),
+    reference: (s) => s.extract(TRIM).resize(exact({ width: 600 })),
+  },
+  {
+    name: "overlay-precut",
+    what: `the ${CANVAS_WIDTH} px canvas's share of the 15 MP PNG (cut at bench start) drawn centred on the photo at ${CANVAS_WIDTH} px wide, JPEG q80; sharp: composite`,
+    sources: [PHOTO, PRECUT],
+    steps: [
+      { imageIndex: 0, width: CANVAS_WIDTH },
+      { drawImageIndex: 1, targetImageIndex: 0 },
+    ],
+    format: "image/jpeg",
+    worker: `/composite?width=${CANVAS_WIDTH}&format=image/jpeg&quality=${Q}`,
+    sharp: (s, meta) => s.resize(widthOf(CANVAS_WIDTH, meta)).composite([{ input: sourceBytes(PRECUT) }]).jpeg(jpeg(Q)),
+    reference: (s, meta) => s.resize(exact(widthOf(CANVAS_WIDTH, meta))).composite([{ input: sourceBytes(PRECUT) }]),
+  },
+  {
+    name: "overlay-large",
+    what: `the whole 15 MP PNG (5120×2880) drawn centred onto the photo at ${CANVAS_WIDTH} px wide, JPEG q80; sharp: extract the part that lands (raw pixels), then composite (sharp refuses an overlay larger than the canvas)`,
+    sources: [PHOTO, GRAPHIC],
+    steps: [
+      { imageIndex: 0, width: CANVAS_WIDTH },
+      { drawImageIndex: 1, targetImageIndex: 0 },
+    ],
+    format: "image/jpeg",
+    worker: `/composite?width=${CANVAS_WIDTH}&format=image/jpeg&quality=${Q}`,
+    fused: "overlay-precut",
+    sharpRun: async (input, meta) => (await withLandingPart(sharp(input).resize(widthOf(CANVAS_WIDTH, meta)))).jpeg(jpeg(Q)).toBuffer(),
+    reference: (s, meta) => withLandingPart(s.resize(exact(widthOf(CANVAS_WIDTH, meta)))),
   },
   {
     name: "png",
@@ -119,7 +231,7 @@ const JOBS = [
     // imgbind writes PNG with fast (fdeflate) compression and adaptive filters; zlib level 1 with
     // adaptive filtering is sharp's nearest setting.
     sharp: (s) => s.resize({ width: 1200 }).png({ compressionLevel: 1, adaptiveFiltering: true }),
-    reference: (s) => s.resize({ width: 1200 }),
+    reference: (s) => s.resize(exact({ width: 1200 })),
   },
   {
     name: "png-full",
@@ -132,15 +244,133 @@ const JOBS = [
     sharp: (s) => s.png({ compressionLevel: 1, adaptiveFiltering: true }),
     reference: (s) => s,
   },
+  {
+    name: "png-palette",
+    what: `15 MP RGBA PNG to 1200 px wide palette PNG q${Q} (imgbind: PNG8 as Cloudflare writes it with a quality; sharp: png({palette:true, quality:${Q}}))`,
+    sources: [GRAPHIC],
+    steps: [{ imageIndex: 0, width: 1200 }],
+    format: "image/png",
+    worker: `/transform?width=1200&format=image/png&quality=${Q}`,
+    sharp: (s) => s.resize({ width: 1200 }).png({ palette: true, quality: Q }),
+    reference: (s) => s.resize(exact({ width: 1200 })),
+  },
+  {
+    name: "anim-webp",
+    what: `animated GIF (660×666, 45 frames) to 320 px wide animated WebP q${Q}; SSIM is the mean over every frame`,
+    sources: [ANIMATION],
+    sharpOptions: { animated: true },
+    animated: true,
+    steps: [{ imageIndex: 0, width: 320 }],
+    format: "image/webp",
+    worker: `/transform?width=320&format=image/webp&quality=${Q}`,
+    sharp: (s) => s.resize({ width: 320 }).webp({ quality: Q, effort: 4 }),
+    reference: (s) => s.resize(exact({ width: 320 })),
+  },
+  {
+    name: "anim-gif",
+    what: "animated GIF (660×666, 45 frames) to 320 px wide animated GIF (no quality: GIF has none); sharp: gif() defaults; SSIM is the mean over every frame",
+    sources: [ANIMATION],
+    sharpOptions: { animated: true },
+    animated: true,
+    steps: [{ imageIndex: 0, width: 320 }],
+    format: "image/gif",
+    quality: null,
+    worker: "/transform?width=320&format=image/gif",
+    sharp: (s) => s.resize({ width: 320 }).gif(),
+    reference: (s) => s.resize(exact({ width: 320 })),
+  },
+  {
+    name: "composite",
+    what: "1600 px wide + PNG logo bottom-right 10 px, JPEG q80",
+    sources: [PHOTO, LOGO],
+    steps: [
+      { imageIndex: 0, width: 1600 },
+      { drawImageIndex: 1, targetImageIndex: 0, bottom: 10, right: 10 },
+    ],
+    format: "image/jpeg",
+    worker: `/composite?width=1600&bottom=10&right=10&format=image/jpeg&quality=${Q}`,
+    sharp: (s, meta) => withLogo(s.resize({ width: 1600 }), meta).jpeg(jpeg(Q)),
+    reference: (s, meta) => withLogo(s.resize(exact({ width: 1600 })), meta),
+  },
 ];
+
+/**
+ * A reference resize: libvips's shrink-on-load off, so the reference is the exact resample of the
+ * full decode, not one side's shortcut. (With it on, a reference shares sharp's own JPEG
+ * shrink-on-load error: at 600 px wide from the 20 MP photo that put sharp 0.0096 SSIM ahead of
+ * imgbind, while both are 0.9937 against the exact resample.)
+ */
+function exact(options) {
+  return { ...options, fastShrinkOnLoad: false };
+}
+
+/**
+ * sharp's resize to `width` with the height imgbind gives (the source's aspect, rounded to the
+ * nearest pixel: engine/src/resize.rs). Where the exact height ends in .5, libvips rounds the
+ * other way (6028×3391 to 600 wide: 337 against imgbind's 338), and outputs of different sizes
+ * compare neither in speed nor in SSIM; the half-pixel stretch this costs sharp is invisible.
+ */
+function widthOf(width, meta) {
+  return { width, height: Math.round((meta.height * width) / meta.width), fit: "fill" };
+}
 
 /** The logo at the canvas's bottom-right corner, 10 px in (sharp places by top/left only). */
 function withLogo(pipeline, meta) {
   const height = Math.round((meta.height * 1600) / meta.width);
   const logo = LOGO_SIZE;
-  return pipeline.composite([{ input: corpusFile(LOGO), top: height - logo.height - 10, left: 1600 - logo.width - 10 }]);
+  return pipeline.composite([{ input: sourceBytes(LOGO), top: height - logo.height - 10, left: 1600 - logo.width - 10 }]);
 }
 let LOGO_SIZE;
+
+/**
+ * The rectangle of GRAPHIC that lands on the overlay jobs' canvas when drawn centred, as
+ * engine/src/composite.rs places it: offset (canvas − overlay) / 2, truncated toward zero.
+ */
+let LANDING;
+
+/** `pipeline` with the part of GRAPHIC that lands on it composited, cut from GRAPHIC as raw pixels. */
+async function withLandingPart(pipeline) {
+  const { data, info } = await sharp(sourceBytes(GRAPHIC)).extract(LANDING).raw().toBuffer({ resolveWithObject: true });
+  return pipeline.composite([{ input: data, raw: { width: info.width, height: info.height, channels: info.channels } }]);
+}
+
+/**
+ * Runs `steps` (each `pipeline => pipeline`) one sharp pipeline at a time, handing raw pixels on;
+ * resolves with a pipeline on the last step's output, ready for an encoder.
+ */
+async function stepwise(pipeline, steps) {
+  let current = pipeline;
+  for (const step of steps) {
+    const { data, info } = await step(current).raw().toBuffer({ resolveWithObject: true });
+    current = sharp(data, { raw: { width: info.width, height: info.height, channels: info.channels } });
+  }
+  return current;
+}
+
+/** Makes the inputs the jobs need that the corpus does not have (the pre-cut overlay). */
+async function prepare() {
+  mkdirSync(INPUT_DIR, { recursive: true });
+  const photo = await sharp(corpusFile(PHOTO)).metadata();
+  const graphic = await sharp(corpusFile(GRAPHIC)).metadata();
+  const canvas = { width: CANVAS_WIDTH, height: Math.round((photo.height * CANVAS_WIDTH) / photo.width) };
+  const x = Math.trunc((canvas.width - graphic.width) / 2);
+  const y = Math.trunc((canvas.height - graphic.height) / 2);
+  LANDING = {
+    left: Math.max(-x, 0),
+    top: Math.max(-y, 0),
+    width: Math.min(canvas.width, graphic.width),
+    height: Math.min(canvas.height, graphic.height),
+  };
+  await sharp(corpusFile(GRAPHIC)).extract(LANDING).png({ compressionLevel: 1 }).toFile(PRECUT);
+}
+
+/** A job's source: a corpus file name, or an absolute path the bench made. */
+const sourcePath = (name) => (isAbsolute(name) ? name : join(CORPUS_DIR, name));
+const sourceCache = new Map();
+function sourceBytes(name) {
+  if (!sourceCache.has(name)) sourceCache.set(name, isAbsolute(name) ? readFileSync(name) : corpusFile(name));
+  return sourceCache.get(name);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The four paths. Each has `once(job)` → {ms, bytes, output} and `throughput(job, seconds)` →
@@ -161,7 +391,7 @@ class EnginePath {
   }
 
   jobFields(job) {
-    return [job.format, job.quality === null ? "-" : String(job.quality ?? Q), JSON.stringify(job.steps), ...job.sources.map((s) => join(CORPUS_DIR, s))];
+    return [job.format, job.quality === null ? "-" : String(job.quality ?? Q), JSON.stringify(job.steps), ...job.sources.map(sourcePath)];
   }
 
   async once(job) {
@@ -196,10 +426,11 @@ function wireBody(job, boundary) {
     parts.push(Buffer.isBuffer(body) ? body : Buffer.from(body));
     parts.push(Buffer.from("\r\n"));
   };
-  job.sources.forEach((source, i) => part(i === 0 ? "image" : "draw_image", corpusFile(source), true));
+  job.sources.forEach((source, i) => part(i === 0 ? "image" : "draw_image", sourceBytes(source), true));
   part("transforms", JSON.stringify(job.steps));
   part("output_format", job.format);
-  if (job.format !== "image/png" && job.quality !== null) part("output_quality", String(job.quality ?? Q));
+  // No quality part where the job has none (truecolour PNG, GIF); with one, PNG is a palette PNG.
+  if (job.quality !== null) part("output_quality", String(job.quality ?? Q));
   parts.push(Buffer.from(`--${boundary}--\r\n`));
   return Buffer.concat(parts);
 }
@@ -299,19 +530,24 @@ class WorkerPath {
     this.agent = new Agent({ keepAlive: true, maxSockets: CORES });
   }
 
+  /** The example Worker has routes for single-step jobs and overlays, not for chains. */
+  supports(job) {
+    return Boolean(job.worker);
+  }
+
   send(job) {
     const url = new URL(job.worker, this.origin);
     let body;
     let headers = {};
     if (job.sources.length === 1) {
-      body = corpusFile(job.sources[0]);
+      body = sourceBytes(job.sources[0]);
     } else {
       const boundary = "imgbind-bench-form-0123456789";
       body = job.form ??= Buffer.concat([
         Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="image"; filename="image.jpg"\r\n\r\n`),
-        corpusFile(job.sources[0]),
+        sourceBytes(job.sources[0]),
         Buffer.from(`\r\n--${boundary}\r\ncontent-disposition: form-data; name="overlay"; filename="overlay.png"\r\n\r\n`),
-        corpusFile(job.sources[1]),
+        sourceBytes(job.sources[1]),
         Buffer.from(`\r\n--${boundary}--\r\n`),
       ]);
       headers = { "content-type": `multipart/form-data; boundary=${boundary}` };
@@ -332,16 +568,22 @@ class WorkerPath {
 }
 
 class SharpPath {
+  /** One run of the job's sharp side on `input`: its pipeline, or its several (`sharpRun`). */
+  run(job, input) {
+    if (job.sharpRun) return job.sharpRun(input, job.meta);
+    return job.sharp(sharp(input, job.sharpOptions), job.meta).toBuffer();
+  }
+
   async once(job) {
-    const input = corpusFile(job.sources[0]);
+    const input = sourceBytes(job.sources[0]);
     const started = performance.now();
-    const output = await job.sharp(sharp(input), job.meta).toBuffer();
+    const output = await this.run(job, input);
     return { ms: performance.now() - started, bytes: output.length, output };
   }
 
   throughput(job, seconds) {
-    const input = corpusFile(job.sources[0]);
-    return loadLoop(() => job.sharp(sharp(input), job.meta).toBuffer(), seconds);
+    const input = sourceBytes(job.sources[0]);
+    return loadLoop(() => this.run(job, input), seconds);
   }
 
   peakKib() {
@@ -360,23 +602,51 @@ function procPeakKib(pid) {
 
 // ---------------------------------------------------------------------------------------------
 
-const median = (xs) => {
+/** The p-th percentile (0–1) of `xs`, interpolated linearly between the nearest ranks. */
+function percentile(xs, p) {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-/** Greyscale pixels (flattened onto white), resized to `size` when given. */
-async function grey(buffer, size) {
-  let pipeline = sharp(buffer).flatten({ background: "#ffffff" }).greyscale();
-  if (size) pipeline = pipeline.resize({ width: size.width, height: size.height, fit: "fill" });
-  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
-  return { data, width: info.width, height: info.height };
+  const at = p * (s.length - 1);
+  const lo = Math.floor(at);
+  return s[lo] + (s[Math.min(lo + 1, s.length - 1)] - s[lo]) * (at - lo);
 }
 
-async function similarity(output, other) {
-  const b = await grey(other);
-  const a = await grey(output, b);
-  return ssim(a, b);
+/**
+ * Greyscale pixels (flattened onto white), resized to `size` when given. An animation (`animated`)
+ * comes back as sharp decodes one: its frames stacked top to bottom, `pageHeight` rows each.
+ */
+async function grey(buffer, { size, animated } = {}) {
+  let pipeline = sharp(buffer, animated ? { animated: true } : {}).flatten({ background: "#ffffff" }).greyscale();
+  if (size) pipeline = pipeline.resize({ width: size.width, height: size.height, fit: "fill" });
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height, pageHeight: info.pageHeight ?? info.height };
+}
+
+/**
+ * SSIM of `output` against `other` (`bench/ssim.mjs`, luma). A still output is resized to the
+ * other's size first (a size difference shows in the table's size column). An animation is
+ * compared frame by frame and the mean over all frames returned; NaN when the frame sizes or
+ * counts differ. `otherPageHeight` gives the frame height of a stacked PNG (the reference).
+ */
+async function similarity(output, other, { animated = false, otherPageHeight } = {}) {
+  if (!animated) {
+    const b = await grey(other);
+    const a = await grey(output, { size: b });
+    return ssim(a, b);
+  }
+  const [a, b] = await Promise.all([grey(output, { animated: true }), grey(other, { animated: true })]);
+  const pageHeight = otherPageHeight ?? b.pageHeight;
+  if (a.width !== b.width || a.height !== b.height || a.pageHeight !== pageHeight) return NaN;
+  const frame = (img, i) => ({ data: img.data.subarray(i * img.width * pageHeight, (i + 1) * img.width * pageHeight), width: img.width, height: pageHeight });
+  let sum = 0;
+  const frames = a.height / pageHeight;
+  for (let i = 0; i < frames; i++) sum += ssim(frame(a, i), frame(b, i));
+  return sum / frames;
+}
+
+/** `WxH`, with `×N frames` for an animation. */
+async function dimensions(buffer) {
+  const meta = await sharp(buffer).metadata();
+  return `${meta.width}x${meta.height}${meta.pages > 1 ? ` ×${meta.pages} frames` : ""}`;
 }
 
 function machine() {
@@ -389,16 +659,33 @@ function machine() {
     sharp: sharp.versions.sharp,
     libvips: sharp.versions.vips,
     commit: version("git", ["-C", REPO_ROOT, "rev-parse", "--short", "HEAD"]),
+    load: readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" "),
     date: new Date().toISOString(),
   };
 }
 
+/** The jobs IMGBIND_BENCH_JOBS names (all by default), with the forms each chain is compared with. */
+function selectJobs() {
+  const only = process.env.IMGBIND_BENCH_JOBS?.split(",").map((n) => n.trim());
+  if (!only) return JOBS;
+  const unknown = only.filter((n) => !JOBS.some((j) => j.name === n));
+  if (unknown.length) throw new Error(`IMGBIND_BENCH_JOBS: no job ${unknown.join(", ")}; jobs: ${JOBS.map((j) => j.name).join(", ")}`);
+  const wanted = new Set(only);
+  for (const job of JOBS) if (wanted.has(job.name)) for (const other of comparedWith(job)) wanted.add(other.job);
+  return JOBS.filter((j) => wanted.has(j.name));
+}
+
+/** What a chained job is compared with: its fused form (the goal) and any `alsoVs` forms. */
+function comparedWith(job) {
+  return [...(job.fused ? [{ job: job.fused, goal: true }] : []), ...(job.alsoVs ?? []).map((name) => ({ job: name, goal: false }))];
+}
+
 async function main() {
-  const only = process.env.IMGBIND_BENCH_JOBS?.split(",");
-  const jobs = JOBS.filter((j) => !only || only.includes(j.name));
+  const jobs = selectJobs();
   mkdirSync(OUT_DIR, { recursive: true });
+  await prepare();
   LOGO_SIZE = await sharp(corpusFile(LOGO)).metadata();
-  for (const job of jobs) job.meta = await sharp(corpusFile(job.sources[0])).metadata();
+  for (const job of jobs) job.meta = await sharp(sourceBytes(job.sources[0])).metadata();
 
   if (process.env.IMGBIND_BENCH_BUILD !== "0") {
     // Two runs: `--example` would restrict a single run to that target and leave the backend binary stale.
@@ -422,17 +709,21 @@ async function main() {
   const names = Object.keys(paths);
   const started = performance.now();
   const results = [];
+  /** Each job's imgbind output (engine path, else backend), to compare a chain's with its fused form's. */
+  const imgbindOutputs = new Map();
   try {
     for (const job of jobs) {
+      const jobNames = names.filter((name) => paths[name].supports?.(job) ?? true);
       const r = { job: job.name, what: job.what, paths: {} };
-      for (const name of names) r.paths[name] = { ms: [] };
+      for (const name of jobNames) r.paths[name] = { ms: [] };
       await engine.resetPeak();
       paths.backend.resetPeak();
       paths.sharp.resetPeak();
-      // Warm-up (one of each, untimed), then ROUNDS rounds, rotating which path goes first.
+      // Latency: one request in flight on the whole machine. Warm-up (one of each, untimed), then
+      // ROUNDS rounds of one run per path, one after another, rotating which path goes first.
       for (let round = -1; round < ROUNDS; round++) {
-        for (let k = 0; k < names.length; k++) {
-          const name = names[(k + Math.max(round, 0)) % names.length];
+        for (let k = 0; k < jobNames.length; k++) {
+          const name = jobNames[(k + Math.max(round, 0)) % jobNames.length];
           const answer = await paths[name].once(job);
           const slot = r.paths[name];
           if (answer.error) {
@@ -446,9 +737,9 @@ async function main() {
           slot.output = answer.output;
         }
       }
-      // Throughput: two alternating halves per path.
+      // Throughput: CORES in flight, two alternating halves per path.
       for (let half = 0; half < 2; half++) {
-        for (const name of half ? [...names].reverse() : names) {
+        for (const name of half ? [...jobNames].reverse() : jobNames) {
           const slot = r.paths[name];
           if (slot.error) continue;
           const t = await paths[name].throughput(job, SECONDS / 2);
@@ -464,23 +755,39 @@ async function main() {
       r.paths.backend.peakKib = paths.backend.peakKib();
       r.paths.sharp.peakKib = paths.sharp.peakKib();
       // Similarity: each output against the losslessly processed reference, and imgbind vs sharp.
-      const reference = await job.reference(sharp(corpusFile(job.sources[0])), job.meta).png({ compressionLevel: 0 }).toBuffer();
-      for (const name of names) {
+      const reference = await (await job.reference(sharp(sourceBytes(job.sources[0]), job.sharpOptions), job.meta))
+        .png({ compressionLevel: 0 })
+        .toBuffer();
+      const animated = Boolean(job.animated);
+      // The reference of an animation is its frames stacked in one PNG.
+      const referencePageHeight = animated ? (await sharp(reference).metadata()).height / job.meta.pages : undefined;
+      for (const name of jobNames) {
         const slot = r.paths[name];
-        if (slot.ms.length) slot.medianMs = median(slot.ms);
+        if (slot.ms.length) {
+          slot.p50Ms = percentile(slot.ms, 0.5);
+          slot.p90Ms = percentile(slot.ms, 0.9);
+        }
         // Time to the first body byte (issue #5): the backend streams PNG and raw results as it
         // encodes them (docs/DELIVERY.md).
-        if (slot.ttfbMs?.length) slot.medianTtfbMs = median(slot.ttfbMs);
+        if (slot.ttfbMs?.length) slot.p50TtfbMs = percentile(slot.ttfbMs, 0.5);
         delete slot.ttfbMs;
         if (slot.images) slot.imagesPerSecond = slot.images / slot.seconds;
         if (slot.output) {
-          slot.ssimVsReference = await similarity(slot.output, reference);
-          if (name !== "sharp" && r.paths.sharp.output) slot.ssimVsSharp = await similarity(slot.output, r.paths.sharp.output);
-          const meta = await sharp(slot.output).metadata();
-          slot.size = `${meta.width}x${meta.height}`;
+          slot.ssimVsReference = await similarity(slot.output, reference, { animated, otherPageHeight: referencePageHeight });
+          if (name !== "sharp" && r.paths.sharp.output) slot.ssimVsSharp = await similarity(slot.output, r.paths.sharp.output, { animated });
+          slot.size = await dimensions(slot.output);
         }
-        delete slot.output;
       }
+      const ours = r.paths.engine.output ?? r.paths.backend.output;
+      if (ours) imgbindOutputs.set(job.name, ours);
+      // A chain's output against its fused form's (imgbind's, both encoded): 1 when the planner
+      // gives the same pixels. (The `alsoVs` forms are other images: nothing to compare.)
+      r.vs = {};
+      for (const other of comparedWith(job).filter((o) => o.goal)) {
+        const theirs = imgbindOutputs.get(other.job);
+        if (ours && theirs) r.vs[other.job] = { ssim: await similarity(ours, theirs, { animated }), size: await dimensions(theirs) };
+      }
+      for (const name of jobNames) delete r.paths[name].output;
       results.push(r);
       console.error(`${job.name}: ${JSON.stringify(r.paths, (k, v) => (k === "ms" ? undefined : v))}`);
     }
@@ -490,70 +797,220 @@ async function main() {
     await backend.stop();
   }
   const elapsed = (performance.now() - started) / 1000;
-  writeFileSync(join(OUT_DIR, "results.json"), JSON.stringify({ machine: info, rounds: ROUNDS, seconds: SECONDS, elapsed, results }, null, 2));
+  const goals = goalRows(results);
+  writeFileSync(join(OUT_DIR, "results.json"), JSON.stringify({ machine: info, rounds: ROUNDS, seconds: SECONDS, elapsed, results, goals }, null, 2));
   console.log(table(info, results, names, elapsed));
+  console.log("");
+  console.log(chainTable(results));
+  console.log("");
+  console.log(goalSummary(results, goals));
 }
 
 /** SSIM difference from sharp's above which a row's speed does not count (issue #15). */
 const QUALITY_FLAG = 0.005;
+/** Issue #15's goals: a chain within this factor of its fused form's time; AVIF this many times sharp's throughput. */
+const CHAIN_GOAL = 1.25;
+const AVIF_GOAL = 2;
+/** The paths goals are judged on: imgbind itself (the Worker paths have their own overhead goal, issue #5). */
+const GOAL_PATHS = ["engine", "backend"];
+
+/** True when a row's SSIM differs from sharp's by more than QUALITY_FLAG. */
+function flagged(p, s) {
+  return p.ssimVsReference !== undefined && s?.ssimVsReference !== undefined && Math.abs(p.ssimVsReference - s.ssimVsReference) > QUALITY_FLAG;
+}
 
 /** `+0.0012 SSIM, 1.04× bytes`, flagged ⚑ when the SSIMs differ by more than QUALITY_FLAG. */
 function qualityVsSharp(p, s) {
-  if (p.ssimVsReference === undefined || s.ssimVsReference === undefined || !s.bytes) return "–";
+  if (p.ssimVsReference === undefined || s?.ssimVsReference === undefined || !s.bytes) return "–";
   const d = p.ssimVsReference - s.ssimVsReference;
-  const flag = Math.abs(d) > QUALITY_FLAG ? "⚑ " : "";
-  return `${flag}${d >= 0 ? "+" : ""}${d.toFixed(4)} SSIM, ${(p.bytes / s.bytes).toFixed(2)}× bytes`;
+  return `${flagged(p, s) ? "⚑ " : ""}${d >= 0 ? "+" : ""}${d.toFixed(4)} SSIM, ${(p.bytes / s.bytes).toFixed(2)}× bytes`;
 }
+
+const fmt = (x, d = 1) => (x === undefined || !Number.isFinite(x) ? "–" : x.toFixed(d));
 
 /** The Markdown tables docs/BENCHMARKS.md carries. */
 function table(info, results, names, elapsed) {
-  const f = (x, d = 1) => (x === undefined ? "–" : x.toFixed(d));
+  const f = fmt;
   const lines = [
-    `${info.cores} cores, ${info.cpu}; ${info.rustc}; node ${info.node}; sharp ${info.sharp} (libvips ${info.libvips}); commit ${info.commit}; ${ROUNDS} latency rounds, ${SECONDS} s throughput per path; ${elapsed.toFixed(0)} s in all.`,
+    `${info.cores} cores, ${info.cpu}; ${info.rustc}; node ${info.node}; sharp ${info.sharp} (libvips ${info.libvips}); commit ${info.commit}; load average ${info.load} at start; ${ROUNDS} latency rounds, ${SECONDS} s throughput per path; ${elapsed.toFixed(0)} s in all.`,
     "",
-    "| job | path | median ms | images/s @" + info.cores + " | × sharp (throughput) | × sharp (latency) | bytes | size | SSIM vs reference | SSIM vs sharp | quality vs sharp | peak RSS MiB |",
-    "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|---:|",
+    `*p50/p90 ms @1*: latency with **one request in flight** on the whole machine (the ${ROUNDS} timed rounds run one path at a time, one image at a time; p90 interpolated between ranks). *images/s @${info.cores}*: throughput with **${info.cores} in flight** (= cores).`,
+    "",
+    `| job | path | p50 ms @1 | p90 ms @1 | images/s @${info.cores} | × sharp (throughput) | × sharp (p50) | bytes | size | SSIM vs reference | SSIM vs sharp | quality vs sharp | peak RSS MiB |`,
+    "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|",
   ];
   for (const r of results) {
     const s = r.paths.sharp;
     for (const name of names) {
       const p = r.paths[name];
+      if (!p) continue;
       if (p.error) {
         const what = p.error === 9520 ? "not implemented (9520)" : `error ${p.error}`;
-        lines.push(`| ${r.job} | ${name} | ${what} | | | | | | | | | ${p.peakKib ? f(p.peakKib / 1024, 0) : ""} |`);
+        lines.push(`| ${r.job} | ${name} | ${what} | | | | | | | | | | ${p.peakKib ? f(p.peakKib / 1024, 0) : ""} |`);
         continue;
       }
       const tput = name === "sharp" ? "1.00" : s.imagesPerSecond ? f(p.imagesPerSecond / s.imagesPerSecond, 2) : "–";
-      const lat = name === "sharp" ? "1.00" : s.medianMs ? f(s.medianMs / p.medianMs, 2) : "–";
+      const lat = name === "sharp" ? "1.00" : s.p50Ms ? f(s.p50Ms / p.p50Ms, 2) : "–";
       const rss = p.peakKib ? f(p.peakKib / 1024, 0) : name.startsWith("worker") ? "n/m" : "–";
+      // The same output dimensions on both sides, or the row says so.
+      const size = name !== "sharp" && s.size && p.size !== s.size ? `${p.size} ≠ sharp's` : p.size;
       lines.push(
-        `| ${r.job} | ${name} | ${f(p.medianMs)} | ${f(p.imagesPerSecond)} | ${tput} | ${lat} | ${p.bytes} | ${p.size} | ${f(p.ssimVsReference, 4)} | ${name === "sharp" ? "" : f(p.ssimVsSharp, 4)} | ${name === "sharp" ? "" : qualityVsSharp(p, s)} | ${rss} |`,
+        `| ${r.job} | ${name} | ${f(p.p50Ms)} | ${f(p.p90Ms)} | ${f(p.imagesPerSecond)} | ${tput} | ${lat} | ${p.bytes} | ${size} | ${f(p.ssimVsReference, 4)} | ${name === "sharp" ? "" : f(p.ssimVsSharp, 4)} | ${name === "sharp" ? "" : qualityVsSharp(p, s)} | ${rss} |`,
       );
     }
   }
   lines.push(
     "",
-    `*Quality vs sharp*: SSIM vs reference minus sharp's, and bytes over sharp's. ⚑ marks a row whose SSIM differs from sharp's by more than ${QUALITY_FLAG}: its speed ratios were measured at unequal quality and count toward no goal.`,
+    `*Quality vs sharp*: SSIM vs reference minus sharp's, and bytes over sharp's. ⚑ marks a row whose SSIM differs from sharp's by more than ${QUALITY_FLAG}: its speed ratios were measured at unequal quality and count toward no goal. Animated jobs: SSIM is the mean over every frame.`,
   );
   // The Worker path's cost over calling the backend directly (issue #5: ≤ 15 %).
   const workers = names.filter((n) => n.startsWith("worker"));
   if (workers.length) {
-    lines.push("", "| job | path | median over backend | throughput over backend |", "|---|---|---:|---:|");
+    lines.push("", "| job | path | p50 over backend | throughput over backend |", "|---|---|---:|---:|");
     const pct = (x) => (x === undefined || !Number.isFinite(x) ? "–" : `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`);
     for (const r of results) {
       const b = r.paths.backend;
       for (const name of workers) {
         const w = r.paths[name];
-        if (w.error || b.error) continue;
-        lines.push(`| ${r.job} | ${name} | ${pct(w.medianMs / b.medianMs - 1)} | ${pct(w.imagesPerSecond / b.imagesPerSecond - 1)} |`);
+        if (!w || w.error || b.error) continue;
+        lines.push(`| ${r.job} | ${name} | ${pct(w.p50Ms / b.p50Ms - 1)} | ${pct(w.imagesPerSecond / b.imagesPerSecond - 1)} |`);
       }
     }
   }
-  lines.push("", "Time to first body byte, backend path (median ms; first byte / whole answer):", "");
+  lines.push("", "Time to first body byte, backend path (p50 ms @1; first byte / whole answer):", "");
   for (const r of results) {
     const p = r.paths.backend;
-    if (p?.medianTtfbMs !== undefined) lines.push(`- TTFB | ${r.job} | ${f(p.medianTtfbMs)} / ${f(p.medianMs)} ms`);
+    if (p?.p50TtfbMs !== undefined) lines.push(`- TTFB | ${r.job} | ${f(p.p50TtfbMs)} / ${f(p.p50Ms)} ms`);
   }
+  return lines.join("\n");
+}
+
+/**
+ * One row per chained job, compared form and path: the chain's time over the form's, at one in
+ * flight (p50) and at CORES in flight (time per image = 1 / throughput). `worst` is the larger.
+ */
+function chainRows(results) {
+  const byName = new Map(results.map((r) => [r.job, r]));
+  const rows = [];
+  for (const r of results) {
+    const job = JOBS.find((j) => j.name === r.job);
+    for (const other of comparedWith(job)) {
+      const o = byName.get(other.job);
+      if (!o) continue;
+      for (const [name, p] of Object.entries(r.paths)) {
+        const q = o.paths[name];
+        if (!q || p.error || q.error) continue;
+        const p50 = p.p50Ms / q.p50Ms;
+        const load = q.imagesPerSecond / p.imagesPerSecond;
+        const flags = [r, o].filter((x) => flagged(x.paths[name], x.paths.sharp)).map((x) => x.job);
+        rows.push({ chain: r.job, vs: other.job, goal: other.goal, path: name, p, q, p50, load, worst: Math.max(p50, load), flags, same: r.vs?.[other.job] });
+      }
+    }
+  }
+  return rows;
+}
+
+/** The chains table: each chained job against its fused (and other) forms, on every path. */
+function chainTable(results) {
+  const rows = chainRows(results);
+  if (!rows.length) return "";
+  const lines = [
+    `Chained jobs against their one-step forms (issue #15 goal: imgbind's chain ≤ ${CHAIN_GOAL}× its fused form, judged on ${GOAL_PATHS.join(" and ")} by the worse of p50 @1 and time per image @${CORES}; sharp's rows show what its own chain costs over its one-step form):`,
+    "",
+    `| chain | against | path | chain p50 ms @1 | its p50 ms @1 | chain/it p50 | chain images/s @${CORES} | its images/s @${CORES} | chain/it time @${CORES} | goal | imgbind output SSIM chain vs it |`,
+    "|---|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+  ];
+  for (const row of rows) {
+    const judged = row.goal && GOAL_PATHS.includes(row.path);
+    const goal = !judged ? "" : row.flags.length ? `⚑ not counted (${row.flags.join(", ")})` : row.worst <= CHAIN_GOAL ? "✓" : `✗ ${fmt(row.worst, 2)}×`;
+    const same = !row.goal ? "(another image)" : row.same ? `${fmt(row.same.ssim, 4)}` : "–";
+    lines.push(
+      `| ${row.chain} | ${row.vs}${row.goal ? " (fused)" : ""} | ${row.path} | ${fmt(row.p.p50Ms)} | ${fmt(row.q.p50Ms)} | ${fmt(row.p50, 2)}× | ${fmt(row.p.imagesPerSecond)} | ${fmt(row.q.imagesPerSecond)} | ${fmt(row.load, 2)}× | ${goal} | ${row.path === "engine" ? same : ""} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Issue #15's goals with their measured figures: `{goal, figure, met, note}` each. */
+function goalRows(results) {
+  const goals = [];
+  const byPair = new Map();
+  for (const row of chainRows(results)) {
+    if (!GOAL_PATHS.includes(row.path)) continue;
+    const key = `${row.chain} ${row.vs}`;
+    if (!byPair.has(key)) byPair.set(key, []);
+    byPair.get(key).push(row);
+  }
+  for (const rows of byPair.values()) {
+    const { chain, vs, goal } = rows[0];
+    const flags = [...new Set(rows.flatMap((r) => r.flags))];
+    const figure = rows.map((r) => `${r.path} ${fmt(r.p50, 2)}× p50 @1, ${fmt(r.load, 2)}× @${CORES}`).join("; ");
+    const worst = Math.max(...rows.map((r) => r.worst));
+    if (!goal) {
+      // Another form the chain is measured against (the trim chain against the plain resize):
+      // shown for information, not a goal of its own.
+      goals.push({ goal: `${chain} against ${vs}`, figure, met: null, note: "for information, not a goal" });
+      continue;
+    }
+    goals.push({
+      goal: `${chain} ≤ ${CHAIN_GOAL}× ${vs}`,
+      figure,
+      met: flags.length ? false : worst <= CHAIN_GOAL,
+      note: flags.length ? `not counted: ⚑ on ${flags.join(", ")}` : worst <= CHAIN_GOAL ? "" : `worst ${fmt(worst, 2)}×, ${fmt((worst / CHAIN_GOAL - 1) * 100, 0)} % over the goal`,
+    });
+  }
+  const avif = results.find((r) => r.job === "thumbnail-avif");
+  if (avif) {
+    const s = avif.paths.sharp;
+    const parts = [];
+    let met = true;
+    const notes = [];
+    for (const name of GOAL_PATHS) {
+      const p = avif.paths[name];
+      if (!p || p.error || s.error) {
+        met = false;
+        notes.push(`${name}: ${p?.error ?? s.error ?? "not run"}`);
+        continue;
+      }
+      const speed = p.imagesPerSecond / s.imagesPerSecond;
+      const dSsim = p.ssimVsReference - s.ssimVsReference;
+      const bytes = p.bytes / s.bytes;
+      parts.push(`${name} ${fmt(speed, 2)}× throughput @${CORES} (${fmt(s.p50Ms / p.p50Ms, 2)}× p50), ${dSsim >= 0 ? "+" : ""}${fmt(dSsim, 4)} SSIM, ${fmt(bytes, 3)}× bytes`);
+      if (flagged(p, s)) notes.push(`${name}: ⚑ SSIM differs by more than ${QUALITY_FLAG}, not counted`);
+      if (speed < AVIF_GOAL) notes.push(`${name}: throughput ${fmt(speed, 2)}× < ${AVIF_GOAL}×`);
+      if (bytes > 1) notes.push(`${name}: file ${fmt((bytes - 1) * 100, 1)} % larger`);
+      if (flagged(p, s) || speed < AVIF_GOAL || bytes > 1) met = false;
+    }
+    goals.push({ goal: `AVIF ≥ ${AVIF_GOAL}× sharp's throughput at equal SSIM (±${QUALITY_FLAG}) and no larger file`, figure: parts.join("; "), met, note: notes.join("; ") });
+  }
+  return goals;
+}
+
+/** The goals summary (Markdown): each goal, its figure, met or not; then the flagged rows. */
+function goalSummary(results, goals) {
+  const lines = ["### Goals (issue #15)", "", `Judged on the ${GOAL_PATHS.join(" and ")} paths; a goal is met only when every one of them meets it.`, ""];
+  if (goals.length) {
+    lines.push("| goal | measured | met |", "|---|---|---|");
+    for (const g of goals) {
+      const verdict = g.met === null ? "–" : g.met ? "met" : "**not met**";
+      lines.push(`| ${g.goal} | ${g.figure} | ${verdict}${g.note ? ` (${g.note})` : ""} |`);
+    }
+  } else {
+    lines.push("(no goal job in this run)");
+  }
+  const flaggedRows = [];
+  for (const r of results) {
+    for (const [name, p] of Object.entries(r.paths)) {
+      if (name !== "sharp" && !p.error && flagged(p, r.paths.sharp)) flaggedRows.push(`${r.job} (${name}): ${qualityVsSharp(p, r.paths.sharp)}`);
+    }
+  }
+  const sizes = [];
+  for (const r of results) {
+    const s = r.paths.sharp;
+    for (const [name, p] of Object.entries(r.paths)) if (name !== "sharp" && p.size && s.size && p.size !== s.size) sizes.push(`${r.job} (${name}): ${p.size} vs sharp's ${s.size}`);
+  }
+  lines.push("", flaggedRows.length ? `Flagged rows (⚑, count toward no goal): ${flaggedRows.join("; ")}.` : "Flagged rows (⚑): none.");
+  if (sizes.length) lines.push("", `Output sizes that differ from sharp's: ${sizes.join("; ")}.`);
   return lines.join("\n");
 }
 
