@@ -58,6 +58,8 @@ const Q = 80;
 const INPUT_DIR = join(OUT_DIR, "inputs");
 /** The part of GRAPHIC that lands on the 200 px canvas of the overlay jobs, cut at bench start. */
 const PRECUT = join(INPUT_DIR, "overlay-precut.png");
+/** The same for the photo drawn as a layer onto itself (a JPEG layer: crop-on-load applies). */
+const PRECUT_JPEG_LAYER = join(INPUT_DIR, "overlay-precut-photo.png");
 
 /** The trim jobs' window: 3000×2000 of the 20 MP photo (6028×3391), off-centre. */
 const TRIM = { left: 1500, top: 700, width: 3000, height: 2000 };
@@ -220,6 +222,31 @@ const JOBS = [
     reference: (s, meta) => withLandingPart(s.resize(exact(widthOf(CANVAS_WIDTH, meta)))),
   },
   {
+    name: "overlay-precut-jpeg",
+    what: `the ${CANVAS_WIDTH} px canvas's share of the 20 MP photo (cut at bench start, PNG) drawn centred on the photo at ${CANVAS_WIDTH} px wide, JPEG q80; sharp: composite`,
+    sources: [PHOTO, PRECUT_JPEG_LAYER],
+    steps: [
+      { imageIndex: 0, width: CANVAS_WIDTH },
+      { drawImageIndex: 1, targetImageIndex: 0 },
+    ],
+    format: "image/jpeg",
+    sharp: (s, meta) => s.resize(widthOf(CANVAS_WIDTH, meta)).composite([{ input: sourceBytes(PRECUT_JPEG_LAYER) }]).jpeg(jpeg(Q)),
+    reference: (s, meta) => s.resize(exact(widthOf(CANVAS_WIDTH, meta))).composite([{ input: sourceBytes(PRECUT_JPEG_LAYER) }]),
+  },
+  {
+    name: "overlay-large-jpeg",
+    what: `the whole 20 MP JPEG photo drawn centred onto itself at ${CANVAS_WIDTH} px wide (imgbind decodes only the layer's landing window), JPEG q80; sharp: extract the part that lands (raw pixels), then composite`,
+    sources: [PHOTO, PHOTO],
+    steps: [
+      { imageIndex: 0, width: CANVAS_WIDTH },
+      { drawImageIndex: 1, targetImageIndex: 0 },
+    ],
+    format: "image/jpeg",
+    fused: "overlay-precut-jpeg",
+    sharpRun: async (input, meta) => (await withLandingPart(sharp(input).resize(widthOf(CANVAS_WIDTH, meta)), PHOTO)).jpeg(jpeg(Q)).toBuffer(),
+    reference: (s, meta) => withLandingPart(s.resize(exact(widthOf(CANVAS_WIDTH, meta))), PHOTO),
+  },
+  {
     name: "png",
     what: "15 MP RGBA PNG to 1200 px wide PNG",
     sources: [GRAPHIC],
@@ -326,11 +353,11 @@ let LOGO_SIZE;
  * The rectangle of GRAPHIC that lands on the overlay jobs' canvas when drawn centred, as
  * engine/src/composite.rs places it: offset (canvas − overlay) / 2, truncated toward zero.
  */
-let LANDING;
+const LANDING = {};
 
-/** `pipeline` with the part of GRAPHIC that lands on it composited, cut from GRAPHIC as raw pixels. */
-async function withLandingPart(pipeline) {
-  const { data, info } = await sharp(sourceBytes(GRAPHIC)).extract(LANDING).raw().toBuffer({ resolveWithObject: true });
+/** `pipeline` with the part of `layer` (GRAPHIC by default) that lands on it composited, cut as raw pixels. */
+async function withLandingPart(pipeline, layer = GRAPHIC) {
+  const { data, info } = await sharp(sourceBytes(layer)).extract(LANDING[layer]).raw().toBuffer({ resolveWithObject: true });
   return pipeline.composite([{ input: data, raw: { width: info.width, height: info.height, channels: info.channels } }]);
 }
 
@@ -351,17 +378,19 @@ async function stepwise(pipeline, steps) {
 async function prepare() {
   mkdirSync(INPUT_DIR, { recursive: true });
   const photo = await sharp(corpusFile(PHOTO)).metadata();
-  const graphic = await sharp(corpusFile(GRAPHIC)).metadata();
   const canvas = { width: CANVAS_WIDTH, height: Math.round((photo.height * CANVAS_WIDTH) / photo.width) };
-  const x = Math.trunc((canvas.width - graphic.width) / 2);
-  const y = Math.trunc((canvas.height - graphic.height) / 2);
-  LANDING = {
-    left: Math.max(-x, 0),
-    top: Math.max(-y, 0),
-    width: Math.min(canvas.width, graphic.width),
-    height: Math.min(canvas.height, graphic.height),
-  };
-  await sharp(corpusFile(GRAPHIC)).extract(LANDING).png({ compressionLevel: 1 }).toFile(PRECUT);
+  for (const [layer, out] of [[GRAPHIC, PRECUT], [PHOTO, PRECUT_JPEG_LAYER]]) {
+    const meta = await sharp(corpusFile(layer)).metadata();
+    const x = Math.trunc((canvas.width - meta.width) / 2);
+    const y = Math.trunc((canvas.height - meta.height) / 2);
+    LANDING[layer] = {
+      left: Math.max(-x, 0),
+      top: Math.max(-y, 0),
+      width: Math.min(canvas.width, meta.width),
+      height: Math.min(canvas.height, meta.height),
+    };
+    await sharp(corpusFile(layer)).extract(LANDING[layer]).png({ compressionLevel: 1 }).toFile(out);
+  }
 }
 
 /** A job's source: a corpus file name, or an absolute path the bench made. */
