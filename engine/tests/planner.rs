@@ -283,4 +283,3 @@ fn shrink_on_load_after_trim_and_turns_stays_within_the_plain_resize_tolerance()
         }
     }
 }
-

@@ -25,8 +25,19 @@ pub(crate) fn scale_eighths(min_scale: f64) -> usize {
 /// Decodes a JPEG, shrunk on load to the smallest n/8 of its size that is at least `min_scale`
 /// (the original size is kept in `logical`); its ICC profile converted to sRGB. With a `window`
 /// (stored coordinates) only the pixels covering it are decoded (`jpeg_window.rs`); the raster's
-/// `logical` then places them in the whole image.
+/// `logical` then places them in the whole image. At 1/8, a progressive JPEG is decoded from its
+/// DC data without its AC scans (see `jpeg_dc.rs`), with the same result.
 pub(crate) fn decode(bytes: &[u8], min_scale: f64, window: Option<Rect>) -> Result<Raster, Error> {
+    decode_with(bytes, min_scale, window, true)
+}
+
+/// [`decode`], with the DC-only shortcut allowed or not (tests compare the two).
+pub(super) fn decode_with(
+    bytes: &[u8],
+    min_scale: f64,
+    window: Option<Rect>,
+    dc_shortcut: bool,
+) -> Result<Raster, Error> {
     use turbojpeg::{Colorspace, Decompressor, Image, PixelFormat, ScalingFactor};
     let tj = |e: turbojpeg::Error| Error::corrupt("JPEG", e);
     let mut decompressor = Decompressor::new().map_err(tj)?;
@@ -63,11 +74,17 @@ pub(crate) fn decode(bytes: &[u8], min_scale: f64, window: Option<Rect>) -> Resu
         (PixelFormat::RGB, 3)
     };
     let mut pixels = try_alloc(buffer_len(width, height, channels)?)?;
+    let dc_only = if dc_shortcut && eighths == 1 {
+        super::jpeg_dc::rebuild(bytes)
+    } else {
+        None
+    };
+    let input = dc_only.as_deref().unwrap_or(bytes);
     let result = match region {
-        Some(r) => jpeg_window::decompress(bytes, eighths, r, format as _, channels, &mut pixels),
+        Some(r) => jpeg_window::decompress(input, eighths, r, format as _, channels, &mut pixels),
         None => decompressor
             .decompress(
-                bytes,
+                input,
                 Image {
                     pixels: pixels.as_mut_slice(),
                     width: scaled.width,

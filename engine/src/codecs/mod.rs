@@ -8,6 +8,7 @@ use imgbind_wire::Error;
 pub(crate) mod avif;
 pub(crate) mod gif;
 pub(crate) mod jpeg;
+mod jpeg_dc;
 pub(crate) mod jpeg_window;
 pub(crate) mod png;
 pub(crate) mod raw;
