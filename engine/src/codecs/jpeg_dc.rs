@@ -629,6 +629,38 @@ mod tests {
     }
 
     #[test]
+    fn a_window_decoded_at_one_eighth_is_identical_too() {
+        // Crop-on-load (jpeg_window.rs) decodes the rebuilt stream as well.
+        let window = crate::geometry::Rect {
+            x: 1000,
+            y: 500,
+            width: 1200,
+            height: 700,
+        };
+        for (name, bytes) in [
+            ("corpus", progressive_corpus_file()),
+            ("4:4:4", turbo(3000, 2000, turbojpeg::Subsamp::None)),
+        ] {
+            assert!(rebuild(&bytes).is_some());
+            let full = jpeg::decode_with(&bytes, 0.125, Some(window), false).unwrap();
+            let dc = jpeg::decode_with(&bytes, 0.125, Some(window), true).unwrap();
+            let whole = jpeg::decode_with(&bytes, 0.125, None, false).unwrap();
+            assert!(
+                full.width < whole.width / 2 && full.height < whole.height / 2,
+                "{name}: no window was cut"
+            );
+            assert_eq!(
+                (dc.width, dc.height, dc.logical),
+                (full.width, full.height, full.logical)
+            );
+            assert!(
+                dc.data == full.data,
+                "{name}: windowed DC-only decode differs"
+            );
+        }
+    }
+
+    #[test]
     fn rebuilt_stream_keeps_dc_and_chroma_ac_and_codes_luma_ac_as_zero() {
         let original = progressive_corpus_file(); // 4:2:0, libjpeg's scan script
         let rebuilt = rebuild(&original).unwrap();
