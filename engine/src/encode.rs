@@ -7,6 +7,8 @@
 //! [`encode`] alone decides whether an output streams (PNG, raw) or goes as one block;
 //! [`crate::run`] collects the same calls into an [`Encoded`], so both give identical bytes.
 
+use std::num::NonZeroUsize;
+
 use imgbind_wire::{Error, OutputFormat, OutputOptions, Rgba};
 
 use crate::codecs::{avif, gif, jpeg, png, raw, webp};
@@ -21,11 +23,14 @@ use crate::{metadata, palette, Clock};
 ///
 /// `output.background` flattens any transparency first; formats without alpha (JPEG, raw RGB)
 /// flatten onto white when no background is given. `source` is the canvas's encoded input: a JPEG
-/// output keeps its EXIF copyright (`metadata.rs`).
+/// output keeps its EXIF copyright (`metadata.rs`). WebP encodes on two threads when `threads`
+/// (the job's allowance, [`crate::Limits::threads`]) allows, into the same bytes as on one; AVIF
+/// stays on one (`codecs/avif.rs` says why).
 pub(crate) fn encode(
     img: Raster,
     output: &OutputOptions,
     source: Option<&[u8]>,
+    threads: NonZeroUsize,
     clock: &Clock,
     sink: &mut dyn OutputSink,
 ) -> Result<OutputHead, Error> {
@@ -50,9 +55,9 @@ pub(crate) fn encode(
         }
         // An explicit quality asks for a palette PNG (Cloudflare's PNG8), `palette.rs`.
         OutputFormat::Png => palette::encode_png8(img, quality)?,
-        OutputFormat::Webp => webp::encode(&img, quality)?,
+        OutputFormat::Webp => webp::encode(&img, quality, threads)?,
         OutputFormat::Gif => gif::encode(img)?,
-        OutputFormat::Avif => avif::encode(&img, quality)?,
+        OutputFormat::Avif => avif::encode(&img, quality, NonZeroUsize::MIN)?,
     };
     clock.check()?;
     Encoded {
@@ -69,7 +74,7 @@ pub(crate) fn encode(
 pub(crate) fn encode_whole(img: Raster, output: &OutputOptions) -> Result<Encoded, Error> {
     let mut encoded = Encoded::empty(output.format);
     let clock = Clock::start(&crate::Limits::default());
-    encode(img, output, None, &clock, &mut encoded)?;
+    encode(img, output, None, NonZeroUsize::MIN, &clock, &mut encoded)?;
     Ok(encoded)
 }
 
@@ -208,6 +213,7 @@ mod tests {
             img,
             output,
             None,
+            NonZeroUsize::MIN,
             &crate::Clock::start(&Limits::default()),
             sink,
         )

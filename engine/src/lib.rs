@@ -39,6 +39,7 @@ mod resize;
 mod smartcrop;
 mod steps;
 mod text;
+mod threads;
 
 use std::time::{Duration, Instant};
 
@@ -287,7 +288,7 @@ fn run_with(
         Some(Source::Image(bytes)) => Some(&bytes[..]),
         _ => None,
     };
-    encode::encode(canvas, &job.output, source, &clock, sink)
+    encode::encode(canvas, &job.output, source, limits.threads, &clock, sink)
 }
 
 /// The job's deadline, checked cooperatively between steps.

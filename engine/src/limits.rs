@@ -1,5 +1,6 @@
 //! Resource limits: one typed struct, checked from headers before any pixel buffer exists.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -37,6 +38,12 @@ pub struct Limits {
     /// The directory whose font files a text source may name in `font.url` (`--font-dir`). Default
     /// none: only the bundled font and `data:` URLs. Not a cost, but what a request may read.
     pub font_dir: Option<PathBuf>,
+    /// Threads one job may keep busy at once, its own included: not a cost check but the job's
+    /// share of the machine. Default 1 (everything on the caller's thread). The server gives a
+    /// job the cores that are idle when it starts (`backend/src/jobs.rs`); the engine then
+    /// resizes in stripes (`threads.rs`), encodes WebP on two threads and decodes AVIF on as many.
+    /// The output is the same bytes whatever the number.
+    pub threads: NonZeroUsize,
 }
 
 impl Default for Limits {
@@ -53,6 +60,7 @@ impl Default for Limits {
             max_text_chars: 10_000,
             max_font_bytes: 32 * 1024 * 1024,
             font_dir: None,
+            threads: NonZeroUsize::MIN,
         }
     }
 }
@@ -73,6 +81,7 @@ impl Limits {
             max_text_chars: u32::MAX,
             max_font_bytes: u64::MAX,
             font_dir: None,
+            threads: NonZeroUsize::MIN,
         }
     }
 

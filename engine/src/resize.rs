@@ -3,6 +3,8 @@
 
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::num::NonZeroUsize;
+
 use imgbind_wire::{Error, Fit, Gravity, GravityMode, Rgba, TransformStep};
 
 use crate::raster::{buffer_len, try_alloc, Raster};
@@ -229,7 +231,7 @@ pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Resul
         width: plan.crop_width * kx,
         height: plan.crop_height * ky,
     };
-    let scaled = resample(&src, crop, plan.width, plan.height)?;
+    let scaled = resample(&src, crop, plan.width, plan.height, limits.threads)?;
     drop(src);
     let Some((cw, ch)) = plan.canvas else {
         return Ok(scaled);
@@ -263,12 +265,14 @@ pub(crate) struct CropBox {
     pub(crate) height: f64,
 }
 
-/// Resamples `crop` of `src` to `width`×`height`. A crop that needs no scaling is copied.
+/// Resamples `crop` of `src` to `width`×`height` on `threads` threads (in stripes: the same
+/// pixels whatever the number, see `threads.rs`). A crop that needs no scaling is copied.
 pub(crate) fn resample(
     src: &Raster,
     crop: CropBox,
     width: u32,
     height: u32,
+    threads: NonZeroUsize,
 ) -> Result<Raster, Error> {
     let (sw, sh) = (f64::from(src.width), f64::from(src.height));
     // Rounding can push the box a hair outside the image; the resizer rejects that.
@@ -307,9 +311,10 @@ pub(crate) fn resample(
     let options = ResizeOptions::new()
         .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
         .crop(x, y, cw, ch);
-    Resizer::new()
-        .resize(&source, &mut target, &options)
-        .map_err(|e| Error::internal(format!("resize failed: {e}")))?;
+    crate::threads::run(threads, || {
+        Resizer::new().resize(&source, &mut target, &options)
+    })
+    .map_err(|e| Error::internal(format!("resize failed: {e}")))?;
     Raster::from_vec(width, height, src.has_alpha, target.into_vec())
 }
 
@@ -455,6 +460,81 @@ mod tests {
         assert_eq!(out.pixel(4, 5), [255, 255, 255, 255]);
     }
 
+    /// A textured `width`×`height` image (alpha varying too), from a fixed pseudo-random sequence.
+    fn noise(width: u32, height: u32, alpha: bool) -> Raster {
+        let channels = if alpha { 4 } else { 3 };
+        let mut state = 0x2545_f491_u32;
+        let data = (0..width * height * channels)
+            .map(|i| {
+                state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                // Smooth gradients plus noise, so every filter tap matters.
+                ((i / channels % width) as u8 / 2).wrapping_add((state >> 27) as u8)
+            })
+            .collect();
+        Raster::from_vec(width, height, alpha, data).unwrap()
+    }
+
+    #[test]
+    fn resample_gives_the_same_pixels_on_any_number_of_threads() {
+        let threads = |n: usize| NonZeroUsize::new(n).unwrap();
+        for alpha in [false, true] {
+            let src = noise(1501, 997, alpha);
+            let cases = [
+                // Down, both ways; down with a fractional crop; up; down in width only.
+                (
+                    CropBox {
+                        x: 0.0,
+                        y: 0.0,
+                        width: 1501.0,
+                        height: 997.0,
+                    },
+                    800,
+                    531,
+                ),
+                (
+                    CropBox {
+                        x: 10.25,
+                        y: 33.5,
+                        width: 900.75,
+                        height: 600.5,
+                    },
+                    451,
+                    300,
+                ),
+                (
+                    CropBox {
+                        x: 0.0,
+                        y: 0.0,
+                        width: 1501.0,
+                        height: 997.0,
+                    },
+                    2200,
+                    1461,
+                ),
+                (
+                    CropBox {
+                        x: 0.0,
+                        y: 0.0,
+                        width: 1501.0,
+                        height: 997.0,
+                    },
+                    640,
+                    997,
+                ),
+            ];
+            for (crop, width, height) in cases {
+                let one = resample(&src, crop, width, height, threads(1)).unwrap();
+                for n in [2, 3, 4] {
+                    let many = resample(&src, crop, width, height, threads(n)).unwrap();
+                    assert!(
+                        one.data == many.data,
+                        "{n} threads changed the pixels ({width}x{height}, alpha {alpha})"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn resample_changes_size_and_keeps_flat_colour() {
         let src = Raster::filled(
@@ -476,7 +556,7 @@ mod tests {
             width: 50.0,
             height: 30.0,
         };
-        let out = resample(&src, full, 7, 5).unwrap();
+        let out = resample(&src, full, 7, 5, NonZeroUsize::MIN).unwrap();
         assert_eq!((out.width, out.height, out.data.len()), (7, 5, 7 * 5 * 4));
         assert_eq!(out.pixel(3, 2), [10, 200, 30, 255]);
     }

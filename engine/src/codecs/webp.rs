@@ -4,6 +4,7 @@
 //! `WebPAnimEncoder`, lossy at the requested quality, lossless at 100.
 
 use std::io::Cursor;
+use std::num::NonZeroUsize;
 
 use imgbind_wire::{Error, ErrorCode};
 
@@ -85,8 +86,9 @@ impl<'a> WebpFrames<'a> {
     }
 }
 
-/// One frame at `quality` (1–100; 100 is lossless, as Cloudflare documents).
-pub(crate) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
+/// One frame at `quality` (1–100; 100 is lossless, as Cloudflare documents), on up to two threads
+/// when `threads` allows more than one (libwebp uses no more).
+pub(crate) fn encode(img: &Raster, quality: u8, threads: NonZeroUsize) -> Result<Vec<u8>, Error> {
     if img.width > 16_383 || img.height > 16_383 {
         return Err(Error::new(
             ErrorCode::TooManyPixels,
@@ -102,6 +104,9 @@ pub(crate) fn encode(img: &Raster, quality: u8) -> Result<Vec<u8>, Error> {
     config.lossless = i32::from(quality == 100);
     config.quality = f32::from(quality);
     config.alpha_compression = i32::from(quality != 100);
+    // With a second thread libwebp analyses the macroblocks in two halves and compresses the alpha
+    // plane beside the colour: the same bytes (`codecs/webp.rs` tests), sooner.
+    config.thread_level = i32::from(threads.get() > 1);
     let layout = if img.has_alpha {
         webp::PixelLayout::Rgba
     } else {
@@ -185,4 +190,42 @@ fn set_total_duration(webp: &mut [u8], total_ms: u64) -> Result<(), Error> {
     let wanted = total_ms.saturating_sub(others).min(0xFF_FFFF) as u32;
     webp[offset..offset + 3].copy_from_slice(&wanted.to_le_bytes()[..3]);
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A photo-like `width`×`height` image: gradients, noise and, with alpha, a soft edge.
+    pub(crate) fn texture(width: u32, height: u32, alpha: bool) -> Raster {
+        let channels: u32 = if alpha { 4 } else { 3 };
+        let mut state = 0x9e37_79b9_u32;
+        let mut data = Vec::with_capacity((width * height * channels) as usize);
+        for y in 0..height {
+            for x in 0..width {
+                for c in 0..channels {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    let v = if c == 3 {
+                        (x * 255 / width) as u8
+                    } else {
+                        ((x * (c + 1) + y * (3 - c)) / 4) as u8 ^ ((state >> 28) as u8)
+                    };
+                    data.push(v);
+                }
+            }
+        }
+        Raster::from_vec(width, height, alpha, data).unwrap()
+    }
+
+    #[test]
+    fn more_threads_give_the_same_bytes() {
+        for alpha in [false, true] {
+            let img = texture(800, 450, alpha);
+            for quality in [80, 100] {
+                let one = encode(&img, quality, NonZeroUsize::MIN).unwrap();
+                let two = encode(&img, quality, NonZeroUsize::new(2).unwrap()).unwrap();
+                assert!(one == two, "alpha {alpha}, quality {quality}");
+            }
+        }
+    }
 }
