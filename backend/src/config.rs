@@ -352,6 +352,8 @@ impl ServeArgs {
             max_font_bytes: self.max_font_bytes,
             max_frames: self.max_frames,
             max_animation_pixels: self.max_animation_pixels,
+            // Set for each job when it starts: the cores idle then (`jobs.rs`).
+            threads: std::num::NonZeroUsize::MIN,
         };
         Config {
             unix: self.unix,

@@ -58,10 +58,15 @@ impl Jobs {
         let task = AbortOnDrop(tokio::spawn(async move {
             let sink_tx = tx.clone();
             let outcome = gate
-                .run(memory, move |reservation| {
+                .run(memory, move |reservation, threads| {
                     let waited = queued.elapsed();
                     let mut timings = Timings::default();
                     let mut sink = ChannelSink::new(sink_tx);
+                    // The cores idle when the job started (`jobs.rs`).
+                    let limits = Limits {
+                        threads,
+                        ..Limits::clone(&limits)
+                    };
                     let result = engine.run_into(job, &limits, &mut timings, &mut sink);
                     // The request's bytes go with the job; the answer keeps what it wrote.
                     drop(upload);
@@ -101,7 +106,7 @@ impl Jobs {
         let queued = Instant::now();
         let (info, waited, reading) = self
             .gate
-            .run(0, move |_| {
+            .run(0, move |_, _| {
                 let waited = queued.elapsed();
                 let reading = Instant::now();
                 let info = engine.info(&image, &limits);

@@ -4,7 +4,12 @@
 //! it and the recent job time), so a burst that can be served in time is served. Everything else
 //! gets a coded answer: an overload (9522, 503 with `Retry-After`), more memory than the whole
 //! budget (9413: a limit, never worth retrying), a panic (9523), the deadline (9529).
+//!
+//! A job that starts while cores are idle may use them ([`IdleCores`]): its thread allowance
+//! (`imgbind_engine::Limits::threads`) is the cores no running job holds, at least one. At full
+//! load every job gets one, exactly as if there were no allowance; one request alone gets them all.
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -89,6 +94,8 @@ pub(crate) struct JobGate {
     running_jobs: Gauge,
     /// Memory for requests; a job runs only once its estimate is taken from it.
     budget: Budget,
+    /// The machine's cores and how many the running jobs hold.
+    cores: Arc<IdleCores>,
 }
 
 /// Holds a gauge one higher while it lives (so a cancelled wait still counts down).
@@ -135,6 +142,9 @@ impl JobGate {
             queued,
             running_jobs: running,
             budget,
+            cores: Arc::new(IdleCores::new(
+                std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            )),
         }
     }
 
@@ -174,13 +184,14 @@ impl JobGate {
 
     /// Runs `work` on the blocking pool once `memory` bytes of the budget (the job's estimate)
     /// and a slot are free; `work` gets the reservation, to keep the part its answer needs
-    /// ([`Reservation::shrink_to`]). Answers 9413 when `memory` is more than the jobs' share of the budget;
+    /// ([`Reservation::shrink_to`]), and its thread allowance (the cores idle when it starts,
+    /// at least one; held until it ends). Answers 9413 when `memory` is more than the jobs' share of the budget;
     /// 9522 (503, `Retry-After`) when the queue is full, when the expected wait or the real one
     /// passes the queue timeout; 9523 when `work` panics, 9529 when it outlives the deadline.
     pub(crate) async fn run<T, F>(&self, memory: u64, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Reservation) -> Result<T, Error> + Send + 'static,
+        F: FnOnce(&Reservation, NonZeroUsize) -> Result<T, Error> + Send + 'static,
     {
         if memory > self.budget.work_limit() {
             return Err(Error::new(
@@ -228,13 +239,16 @@ impl JobGate {
         drop(queued);
         let busy = Held::new(&self.running_jobs);
         let recent = Arc::clone(&self.recent);
+        let cores = Arc::clone(&self.cores);
         // The permits and the memory move into the blocking task: a job that outlives its request
         // (deadline) still holds its slot and memory until it really ends, so neither the CPU nor
         // the budget is ever oversubscribed.
         let task = tokio::task::spawn_blocking(move || {
             ACTIVE_JOBS.fetch_add(1, Ordering::SeqCst);
             let started = std::time::Instant::now();
-            let result = work(&reservation);
+            let lease = cores.lease();
+            let result = work(&reservation, lease.threads);
+            drop(lease);
             drop(reservation);
             recent.record(started.elapsed());
             if ACTIVE_JOBS.fetch_sub(1, Ordering::SeqCst) == 1 {
@@ -288,6 +302,55 @@ impl Counted {
 impl Drop for Counted {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The cores of the machine and how many of them the running jobs hold: what a starting job may
+/// use besides its own thread. A job's allowance is fixed when it starts: a job that got two cores
+/// keeps them when a second job arrives (which gets one), so the cores are oversubscribed at most
+/// until the first job ends, and never once every job started at full load.
+#[derive(Debug)]
+pub(crate) struct IdleCores {
+    cores: NonZeroUsize,
+    held: AtomicUsize,
+}
+
+/// A running job's share of the cores, given back when it drops.
+pub(crate) struct CoreLease {
+    /// The job's thread allowance.
+    pub(crate) threads: NonZeroUsize,
+    cores: Arc<IdleCores>,
+}
+
+impl IdleCores {
+    pub(crate) fn new(cores: NonZeroUsize) -> Self {
+        IdleCores {
+            cores,
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// The cores no running job holds (at least one), held until the lease drops.
+    pub(crate) fn lease(self: &Arc<Self>) -> CoreLease {
+        let mut threads = 1;
+        let _ = self
+            .held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                threads = self.cores.get().saturating_sub(held).max(1);
+                Some(held + threads)
+            });
+        CoreLease {
+            threads: NonZeroUsize::new(threads).unwrap_or(NonZeroUsize::MIN),
+            cores: Arc::clone(self),
+        }
+    }
+}
+
+impl Drop for CoreLease {
+    fn drop(&mut self) {
+        self.cores
+            .held
+            .fetch_sub(self.threads.get(), Ordering::SeqCst);
     }
 }
 
@@ -371,6 +434,28 @@ pub(crate) fn payload_text(payload: &(dyn std::any::Any + Send)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_gets_the_idle_cores_and_one_at_full_load() {
+        let cores = Arc::new(IdleCores::new(NonZeroUsize::new(4).unwrap()));
+        let n = |lease: &CoreLease| lease.threads.get();
+        // Alone: every core.
+        let first = cores.lease();
+        assert_eq!(n(&first), 4);
+        // Every core held: one each, never zero.
+        let second = cores.lease();
+        let third = cores.lease();
+        assert_eq!((n(&second), n(&third)), (1, 1));
+        drop(first);
+        // Two held by the others: the two idle ones.
+        let fourth = cores.lease();
+        assert_eq!(n(&fourth), 2);
+        drop((second, third, fourth));
+        assert_eq!(n(&cores.lease()), 4);
+        // Load rising from idle: the first job takes every core, each one after it one.
+        let busy: Vec<_> = (0..4).map(|_| cores.lease()).collect();
+        assert_eq!(busy.iter().map(n).collect::<Vec<_>>(), [4, 1, 1, 1]);
+    }
 
     #[test]
     fn the_recent_job_time_averages_and_forgets_itself_when_stale() {

@@ -4,10 +4,12 @@
 //! Commands on stdin, one per line, fields separated by tabs. A job is given by the same strings the
 //! wire carries (`output_format`, `output_quality`, `transforms` JSON) and the source files:
 //!
-//! - `latency RUNS OUT FORMAT QUALITY STEPS SOURCE...`: RUNS jobs one after another; writes the
-//!   last result to OUT (`-` for none); answers the times in ms, size and dimensions.
+//! - `latency RUNS OUT FORMAT QUALITY STEPS SOURCE...`: RUNS jobs one after another, each allowed
+//!   every core (`Limits::threads`, as the server gives a job that starts on an idle machine);
+//!   writes the last result to OUT (`-` for none); answers the times in ms, size and dimensions.
 //! - `throughput THREADS SECONDS FORMAT QUALITY STEPS SOURCE...`: THREADS threads each run the job
-//!   back to back until SECONDS have passed; answers images completed and the wall time they took.
+//!   back to back, one thread each (as the server's jobs at full load), until SECONDS have passed;
+//!   answers images completed and the wall time they took.
 //! - `reset-peak`: resets this process's peak RSS (VmHWM) so the next answers show one job's peak.
 //!
 //! Every answer carries `vm_hwm_kib`, the process's peak resident set size since the last reset.
@@ -74,13 +76,18 @@ impl Spec {
 
 fn main() {
     let limits = Limits::default();
+    // One job in flight: the idle cores are all its own.
+    let alone = Limits {
+        threads: std::thread::available_parallelism().unwrap_or(std::num::NonZeroUsize::MIN),
+        ..Limits::default()
+    };
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     for line in stdin.lock().lines() {
         let line = line.expect("stdin");
         let fields: Vec<&str> = line.split('\t').collect();
         let answer = match fields.as_slice() {
-            ["latency", runs, out, rest @ ..] => latency(runs, out, rest, &limits),
+            ["latency", runs, out, rest @ ..] => latency(runs, out, rest, &alone),
             ["throughput", threads, seconds, rest @ ..] => {
                 throughput(threads, seconds, rest, &limits)
             }
