@@ -9,17 +9,7 @@ use crate::raster::{div255, Raster};
 pub(crate) fn draw(target: Raster, overlay: &Raster, step: &DrawStep) -> Result<Raster, Error> {
     let (tw, th) = (i64::from(target.width), i64::from(target.height));
     let (ow, oh) = (i64::from(overlay.width), i64::from(overlay.height));
-    // No position on an axis centres the overlay on it.
-    let x = match (step.left, step.right) {
-        (Some(left), _) => left,
-        (None, Some(right)) => tw - ow - right,
-        (None, None) => (tw - ow) / 2,
-    };
-    let y = match (step.top, step.bottom) {
-        (Some(top), _) => top,
-        (None, Some(bottom)) => th - oh - bottom,
-        (None, None) => (th - oh) / 2,
-    };
+    let (x, y) = position(step, (tw, th), (ow, oh));
     let repeat_x = matches!(step.repeat, Repeat::X | Repeat::Both);
     let repeat_y = matches!(step.repeat, Repeat::Y | Repeat::Both);
     // Tiles start at the first multiple of the overlay size at or before the target's edge.
@@ -64,6 +54,24 @@ pub(crate) fn draw(target: Raster, overlay: &Raster, step: &DrawStep) -> Result<
         return drop_alpha(target);
     }
     Ok(target)
+}
+
+/// Where `step` puts the top-left corner of an `overlay`-sized layer on a `target`-sized image.
+/// No position on an axis centres the layer on it. The planner (`plan.rs`) places layers with
+/// this too, so what it cuts is exactly what the draw would cover.
+pub(crate) fn position(step: &DrawStep, target: (i64, i64), overlay: (i64, i64)) -> (i64, i64) {
+    let ((tw, th), (ow, oh)) = (target, overlay);
+    let x = match (step.left, step.right) {
+        (Some(left), _) => left,
+        (None, Some(right)) => tw - ow - right,
+        (None, None) => (tw - ow) / 2,
+    };
+    let y = match (step.top, step.bottom) {
+        (Some(top), _) => top,
+        (None, Some(bottom)) => th - oh - bottom,
+        (None, None) => (th - oh) / 2,
+    };
+    (x, y)
 }
 
 fn tile_starts(pos: i64, size: i64, extent: i64, repeat: bool) -> Vec<i64> {

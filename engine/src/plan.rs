@@ -36,7 +36,7 @@
 use imgbind_wire::{DrawStep, Fit, Flip, Gravity, Repeat, Rotate, Step, TransformStep, Trim};
 
 use crate::geometry::{cut, Rect};
-use crate::resize;
+use crate::{composite, resize};
 
 /// The planned op list and each source's shrink-on-load allowance.
 #[derive(Debug, Clone, PartialEq)]
@@ -174,17 +174,7 @@ impl Fusing {
         let (tw, th) = (*self.size.get(d.target_image_index)?)?;
         let (ow, oh) = (*self.size.get(d.draw_image_index)?)?;
         let (tw, th, ow, oh) = (i64::from(tw), i64::from(th), i64::from(ow), i64::from(oh));
-        // As `composite::draw` places it.
-        let x = match (d.left, d.right) {
-            (Some(left), _) => left,
-            (None, Some(right)) => tw - ow - right,
-            (None, None) => (tw - ow) / 2,
-        };
-        let y = match (d.top, d.bottom) {
-            (Some(top), _) => top,
-            (None, Some(bottom)) => th - oh - bottom,
-            (None, None) => (th - oh) / 2,
-        };
+        let (x, y) = composite::position(d, (tw, th), (ow, oh));
         let (x0, x1) = ((-x).max(0), (tw - x).min(ow));
         let (y0, y1) = ((-y).max(0), (th - y).min(oh));
         if x0 >= x1 || y0 >= y1 || (x0 == 0 && y0 == 0 && x1 == ow && y1 == oh) {
