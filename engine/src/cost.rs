@@ -27,33 +27,38 @@ pub const TEXT_SOURCE_BYTES: u64 = 16 * 1024 * 1024;
 pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
     let mut held = 0u64;
     let mut largest = 0u64;
-    // The same plan the job will run with, for how far each JPEG shrinks on load.
-    let sizes: Vec<_> = job
+    // Every header once; the same plan the job will run with, for how far each JPEG shrinks on
+    // load and which window it decodes.
+    let headers: Vec<Option<Result<format::Header, Error>>> = job
         .sources
         .iter()
         .map(|s| match s {
-            Source::Image(bytes) => format::read_header(bytes).ok().map(|h| h.display_size()),
+            Source::Image(bytes) => Some(format::read_header(bytes)),
             Source::Text(_) => None,
         })
         .collect();
+    let sizes: Vec<_> = headers
+        .iter()
+        .map(|h| match h {
+            Some(Ok(header)) => Some(header.display_size()),
+            _ => None,
+        })
+        .collect();
     let plan = plan::plan(&job.steps, &sizes, true);
-    for (index, source) in job.sources.iter().enumerate() {
-        let bytes = match source {
-            Source::Image(bytes) => bytes,
-            Source::Text(_) => {
-                held = held.saturating_add(TEXT_SOURCE_BYTES);
-                continue;
-            }
+    for (index, (source, header)) in job.sources.iter().zip(&headers).enumerate() {
+        let (Source::Image(bytes), Some(header)) = (source, header) else {
+            held = held.saturating_add(TEXT_SOURCE_BYTES);
+            continue;
         };
-        let header = format::read_header(bytes)?;
+        let header = header.clone()?;
         format::check_decodable(header.format)?;
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
         let (width, height) = match plan.window[index] {
-            // Crop-on-load: the window, plus up to one iMCU (16 px) either side.
+            // Crop-on-load: the window and what the decoder reads around it.
             Some(w) if header.format == Format::Jpeg && header.orientation <= 1 => (
-                w.width.saturating_add(32).min(width),
-                w.height.saturating_add(32).min(height),
+                w.width.saturating_add(jpeg::WINDOW_SLACK).min(width),
+                w.height.saturating_add(jpeg::WINDOW_SLACK).min(height),
             ),
             _ => (width, height),
         };

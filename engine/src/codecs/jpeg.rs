@@ -141,6 +141,14 @@ pub(super) fn decode_with(
     Ok(raster)
 }
 
+/// Full-size pixels decoded beyond a window on every side (see [`scaled_region`]).
+pub(crate) const WINDOW_MARGIN: u64 = 16;
+
+/// How many full-size pixels a decoded window may exceed the asked one by, along either axis:
+/// the margin on both sides, the left edge moved back by up to one iMCU (32 px at most, 4:1:1),
+/// and rounding at the scaled edges.
+pub(crate) const WINDOW_SLACK: u32 = 2 * WINDOW_MARGIN as u32 + 32 + 8;
+
 /// The region of the image scaled by `eighths`/8 (`scaled` pixels) that covers `window` (full-size
 /// pixels), its left edge moved back to a multiple of the scaled iMCU width as TurboJPEG requires;
 /// `None` when that is the whole image.
@@ -155,7 +163,7 @@ fn scaled_region(
     // One iMCU (at most 16 px at full size) of margin on every side: chroma upsampling near an
     // edge of the cropped region looks at its neighbours, so the kept pixels come out exactly
     // as a whole decode gives them.
-    let margin = (16 * e).div_ceil(8);
+    let margin = (WINDOW_MARGIN * e).div_ceil(8);
     let x0 = (u64::from(window.x) * e / 8).saturating_sub(margin) / mcu * mcu;
     let y0 = (u64::from(window.y) * e / 8).saturating_sub(margin);
     let x1 = ((u64::from(window.x) + u64::from(window.width)) * e).div_ceil(8) + margin;
@@ -301,8 +309,11 @@ mod tests {
             },
         ] {
             let part = decode(&jpeg, 1.0, Some(window)).unwrap();
-            // Fewer pixels decoded than the whole image.
+            // Fewer pixels decoded than the whole image, and no more than the memory estimate
+            // (`cost.rs`) allows for.
             assert!(part.width * part.height < w * h, "{window:?}");
+            assert!(part.width <= window.width + WINDOW_SLACK, "{window:?}");
+            assert!(part.height <= window.height + WINDOW_SLACK, "{window:?}");
             let logical = part.logical.unwrap();
             assert_eq!((logical.width, logical.height), (w, h));
             let cut = crate::geometry::crop_logical(&part, logical, window).unwrap();
