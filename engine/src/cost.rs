@@ -12,7 +12,7 @@
 
 use imgbind_wire::{Error, Step};
 
-use crate::codecs::jpeg;
+use crate::codecs::{jpeg, png};
 use crate::format::{self, Format};
 use crate::{animation, plan, Job, Limits, Source};
 
@@ -60,6 +60,14 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
                 w.width.saturating_add(jpeg::WINDOW_SLACK).min(width),
                 w.height.saturating_add(jpeg::WINDOW_SLACK).min(height),
             ),
+            // A PNG window is exact, but an interlaced or 16-bit PNG decodes whole (png.rs).
+            Some(w) if header.format == Format::Png && header.orientation <= 1 => {
+                if png::decodes_window(bytes) {
+                    (w.width, w.height)
+                } else {
+                    (width, height)
+                }
+            }
             _ => (width, height),
         };
         let (width, height) = if header.format == Format::Jpeg {
@@ -126,7 +134,8 @@ mod tests {
         let limits = Limits::default();
         let one = job(vec![png(100, 50)], "[]");
         assert_eq!(memory_needed(&one, &limits).unwrap(), 3 * 100 * 50 * 4);
-        // Draw layers add up, however small the canvas ends.
+        // Draw layers add up; a PNG layer counts only the window of it that lands (the 5×5
+        // canvas's centre), as it is decoded (png.rs).
         let layers = job(
             vec![png(10, 10), png(1000, 1000), png(1000, 1000)],
             r#"[{"imageIndex":0,"width":5,"height":5},
@@ -135,7 +144,16 @@ mod tests {
         );
         assert_eq!(
             memory_needed(&layers, &limits).unwrap(),
-            (100 + 2 * 1_000_000 + 2 * 1_000_000) * 4
+            (100 + 2 * 25) * 4 + 2 * 100 * 4
+        );
+        // A layer that lands whole counts whole.
+        let whole = job(
+            vec![png(1000, 1000), png(300, 200)],
+            r#"[{"drawImageIndex":1,"targetImageIndex":0}]"#,
+        );
+        assert_eq!(
+            memory_needed(&whole, &limits).unwrap(),
+            (1_000_000 + 300 * 200) * 4 + 2 * 1_000_000 * 4
         );
         // Enlarging into a box counts the box.
         let enlarge = job(

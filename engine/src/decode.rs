@@ -23,7 +23,8 @@ use crate::{Clock, Limits};
 /// Decodes an image whose header has been read and checked against the limits, then turns it
 /// upright. `min_scale` (≤ 1) lets a JPEG shrink on load: the decoder may return any size at least
 /// that fraction of the original, and records the original size in `logical`. `window` (upright
-/// pixels) is all the steps will look at: a JPEG stored upright decodes only what covers it.
+/// pixels) is all the steps will look at: a JPEG or PNG stored upright decodes only what covers
+/// it.
 pub(crate) fn decode(
     bytes: &[u8],
     header: &Header,
@@ -34,7 +35,7 @@ pub(crate) fn decode(
 ) -> Result<Raster, Error> {
     let raster = match header.format {
         Format::Jpeg => jpeg::decode(bytes, min_scale, window.filter(|_| header.orientation <= 1))?,
-        Format::Png => png::decode(bytes)?,
+        Format::Png => png::decode(bytes, window.filter(|_| header.orientation <= 1))?,
         // Every GIF, and an animated WebP, goes through the animation reader: its frames are
         // counted (and a GIF checked to the end) before the first one is decoded.
         Format::Gif => animation::first_frame(bytes, header, limits, clock)?

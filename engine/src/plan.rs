@@ -26,7 +26,8 @@
 //!   tiling): a trim of the layer before the draw, and the draw placing it at the same spot.
 //! - **Crop on load**: an image whose first step trims explicitly has that window as its
 //!   [`Plan::window`]; a JPEG stored upright decodes only the pixels covering it
-//!   (`codecs/jpeg_window.rs`).
+//!   (`codecs/jpeg_window.rs`), and a PNG only the rows down to its bottom, keeping the window's
+//!   columns (`codecs/png.rs`).
 //!
 //! What is left alone: `trim: border` and the `auto`/`entropy`/`face` gravities (they look at the
 //! pixels, so they never run on a shrunk raster and never move), resizes followed by a turn
@@ -46,7 +47,7 @@ pub(crate) struct Plan {
     /// Per source: how far its decoder may shrink it (1.0 = not at all).
     pub(crate) min_scale: Vec<f64>,
     /// Per source: the part of it (upright, full-size pixels) the steps look at, when that is
-    /// known before decoding (its first step trims explicitly); a JPEG decodes only that.
+    /// known before decoding (its first step trims explicitly); a JPEG or PNG decodes only that.
     pub(crate) window: Vec<Option<Rect>>,
 }
 
