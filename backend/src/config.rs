@@ -123,6 +123,17 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_JOBS", value_name = "N", default_value_t = 0)]
     pub jobs: usize,
 
+    /// Most threads one image job may use while cores are idle (resize stripes, WebP and AVIF
+    /// decode threads). 0 means every core; 1 runs each job on one thread. At full load every job
+    /// has one either way.
+    #[arg(
+        long,
+        env = "IMGBIND_JOB_THREADS",
+        value_name = "N",
+        default_value_t = 0
+    )]
+    pub job_threads: usize,
+
     /// Most image jobs waiting for a free slot. Past this, requests are answered 9522 (503 with
     /// `Retry-After`) at once instead of queueing.
     #[arg(long, env = "IMGBIND_QUEUE", value_name = "N", default_value_t = Config::default().queue)]
@@ -266,6 +277,8 @@ pub struct Config {
     pub limits: Limits,
     /// Image jobs run at once.
     pub jobs: usize,
+    /// Most threads one job may take from idle cores (at least 1).
+    pub job_threads: usize,
     /// Image jobs that may wait for a slot.
     pub queue: usize,
     /// Longest an image job may wait for a slot.
@@ -311,6 +324,7 @@ impl Default for Config {
             listen: None,
             limits: Limits::default(),
             jobs: cores(),
+            job_threads: cores(),
             // Bounded by time (queue_timeout) more than by count: a burst served within it waits.
             queue: 256,
             queue_timeout: Duration::from_millis(3250),
@@ -361,6 +375,11 @@ impl ServeArgs {
             listen,
             limits,
             jobs: if self.jobs == 0 { cores() } else { self.jobs },
+            job_threads: if self.job_threads == 0 {
+                cores()
+            } else {
+                self.job_threads
+            },
             queue: self.queue,
             queue_timeout: self.queue_timeout,
             header_timeout: self.header_timeout,
@@ -715,9 +734,13 @@ mod tests {
             "off",
             "--log-format",
             "json",
+            "--job-threads",
+            "1",
         ]);
         assert_eq!(config.log_format, LogFormat::Json);
         let config = config.into_config();
+        assert_eq!(config.job_threads, 1);
+        assert_eq!(serve(&[]).into_config().job_threads, cores());
         assert_eq!(config.socket_mode, 0o660);
         assert_eq!(config.header_timeout, Duration::from_secs(2));
         assert_eq!(config.body_timeout, Duration::from_secs(3));

@@ -74,6 +74,7 @@ impl State {
                 limits: Arc::new(config.limits.clone()),
                 gate: JobGate::new(
                     config.jobs,
+                    config.job_threads,
                     config.queue,
                     config.limits.deadline,
                     config.queue_timeout,

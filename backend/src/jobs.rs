@@ -120,9 +120,12 @@ const DEADLINE_GRACE: Duration = Duration::from_secs(2);
 
 impl JobGate {
     /// A gate running `jobs` at once with at most `queue` more waiting, each for at most
-    /// `queue_timeout`, within `budget`. `queued` and `running` are the gauges it keeps current.
+    /// `queue_timeout`, within `budget`, each job taking at most `job_threads` idle cores.
+    /// `queued` and `running` are the gauges it keeps current.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         jobs: usize,
+        job_threads: usize,
         queue: usize,
         deadline: Duration,
         queue_timeout: Duration,
@@ -144,6 +147,7 @@ impl JobGate {
             budget,
             cores: Arc::new(IdleCores::new(
                 std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+                NonZeroUsize::new(job_threads).unwrap_or(NonZeroUsize::MIN),
             )),
         }
     }
@@ -312,6 +316,8 @@ impl Drop for Counted {
 #[derive(Debug)]
 pub(crate) struct IdleCores {
     cores: NonZeroUsize,
+    /// The most one job may take (`--job-threads`).
+    most: NonZeroUsize,
     held: AtomicUsize,
 }
 
@@ -323,20 +329,26 @@ pub(crate) struct CoreLease {
 }
 
 impl IdleCores {
-    pub(crate) fn new(cores: NonZeroUsize) -> Self {
+    pub(crate) fn new(cores: NonZeroUsize, most: NonZeroUsize) -> Self {
         IdleCores {
             cores,
+            most,
             held: AtomicUsize::new(0),
         }
     }
 
-    /// The cores no running job holds (at least one), held until the lease drops.
+    /// The cores no running job holds (at least one, at most `most`), held until the lease
+    /// drops.
     pub(crate) fn lease(self: &Arc<Self>) -> CoreLease {
         let mut threads = 1;
         let _ = self
             .held
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
-                threads = self.cores.get().saturating_sub(held).max(1);
+                threads = self
+                    .cores
+                    .get()
+                    .saturating_sub(held)
+                    .clamp(1, self.most.get());
                 Some(held + threads)
             });
         CoreLease {
@@ -437,7 +449,8 @@ mod tests {
 
     #[test]
     fn a_job_gets_the_idle_cores_and_one_at_full_load() {
-        let cores = Arc::new(IdleCores::new(NonZeroUsize::new(4).unwrap()));
+        let four = NonZeroUsize::new(4).unwrap();
+        let cores = Arc::new(IdleCores::new(four, four));
         let n = |lease: &CoreLease| lease.threads.get();
         // Alone: every core.
         let first = cores.lease();
@@ -455,6 +468,24 @@ mod tests {
         // Load rising from idle: the first job takes every core, each one after it one.
         let busy: Vec<_> = (0..4).map(|_| cores.lease()).collect();
         assert_eq!(busy.iter().map(n).collect::<Vec<_>>(), [4, 1, 1, 1]);
+    }
+
+    #[test]
+    fn job_threads_caps_what_one_job_takes() {
+        let capped = Arc::new(IdleCores::new(
+            NonZeroUsize::new(4).unwrap(),
+            NonZeroUsize::new(2).unwrap(),
+        ));
+        let n = |lease: &CoreLease| lease.threads.get();
+        let leases: Vec<_> = (0..4).map(|_| capped.lease()).collect();
+        assert_eq!(leases.iter().map(n).collect::<Vec<_>>(), [2, 2, 1, 1]);
+        drop(leases);
+        // One thread per job: lending off.
+        let serial = Arc::new(IdleCores::new(
+            NonZeroUsize::new(4).unwrap(),
+            NonZeroUsize::MIN,
+        ));
+        assert_eq!(n(&serial.lease()), 1);
     }
 
     #[test]
