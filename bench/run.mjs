@@ -2,6 +2,8 @@
 // alternates, round by round, between
 //   engine  - imgbind_engine::run in-process (engine/examples/bench_jobs.rs, JSON lines over stdio),
 //   backend - target/release/imgbind serve --unix, sent the exact multipart workerd's client sends,
+//   backend, 1 thread/job - a second backend with --job-threads 1 (no idle cores lent): the A/B of
+//             what lending idle cores to a lone job gains (issue #15 item 4),
 //   worker  - the example Worker (wrangler's bundle) in Miniflare's workerd, bound to that backend,
 //             requests sent straight to a workerd socket the Worker serves (no dev proxy between),
 //   worker (miniflare dev stack) - the same Worker through Miniflare's URL, i.e. its entry worker
@@ -40,6 +42,8 @@ const ENGINE_BIN = join(REPO_ROOT, "target/release/examples/bench_jobs");
 const OUT_DIR = join(REPO_ROOT, "target/bench");
 /** The Worker reached through Miniflare's entry worker (a dev-only hop production does not have). */
 const MINIFLARE_PATH = "worker (miniflare dev stack)";
+/** The same backend with `--job-threads 1` (no idle cores lent): the A/B for issue #15 item 4. */
+const SERIAL_PATH = "backend, 1 thread/job";
 
 // sharp's own thread pool stays at its default (one libvips thread per core); its operation cache
 // is off so repeated runs on the same buffer redo the work, as separate requests would.
@@ -139,17 +143,17 @@ const JOBS = [
   },
   {
     name: "flip-rotate-cover",
-    what: "flip h, rotate 180, 500×500 cover, JPEG q80 (one step); sharp: one pipeline (libvips rotates before it mirrors: the same pixels, a mirror and a half turn commute)",
+    what: "flip h, rotate 180, 500×500 cover, JPEG q80 (one step); sharp: flip().resize(cover), one pipeline (a mirror then a half turn is the vertical mirror; sharp skips shrink-on-load when asked to rotate, which would compare our shrink-on-load with its full decode)",
     sources: [PHOTO],
     steps: [{ imageIndex: 0, flip: "h", rotate: 180, ...COVER }],
     format: "image/jpeg",
     worker: `/transform?flip=h&rotate=180&width=500&height=500&fit=cover&format=image/jpeg&quality=${Q}`,
-    sharp: (s) => s.rotate(180).flop().resize(COVER).jpeg(jpeg(Q)),
+    sharp: (s) => s.flip().resize(COVER).jpeg(jpeg(Q)),
     reference: (s) => stepwise(s, [(p) => p.flop(), (p) => p.rotate(180), (p) => p.resize(exact(COVER))]),
   },
   {
     name: "chain-flip-rotate-cover",
-    what: "[{flip:'h'}, {rotate:180}, {width:500, height:500, fit:'cover'}] JPEG q80; sharp: three pipelines (flop, rotate(180), resize cover + JPEG) handing raw pixels on, since one pipeline would rotate before it mirrors",
+    what: "[{flip:'h'}, {rotate:180}, {width:500, height:500, fit:'cover'}] JPEG q80; sharp: the chain as its one pipeline flip().resize(cover) (the same pixels; see flip-rotate-cover)",
     sources: [PHOTO],
     steps: [
       { imageIndex: 0, flip: "h" },
@@ -158,7 +162,7 @@ const JOBS = [
     ],
     format: "image/jpeg",
     fused: "flip-rotate-cover",
-    sharpRun: async (input) => (await stepwise(sharp(input), [(p) => p.flop(), (p) => p.rotate(180), (p) => p.resize(COVER)])).jpeg(jpeg(Q)).toBuffer(),
+    sharp: (s) => s.flip().resize(COVER).jpeg(jpeg(Q)),
     reference: (s) => stepwise(s, [(p) => p.flop(), (p) => p.rotate(180), (p) => p.resize(exact(COVER))]),
   },
   {
@@ -727,11 +731,13 @@ async function main() {
   const info = machine();
   console.error(`machine: ${JSON.stringify(info)}`);
   const backend = await startBackend();
+  const serialBackend = await startBackend({ env: { IMGBIND_JOB_THREADS: "1" } });
   const worker = WITH_WORKER ? await startWorker(backend.socket) : null;
   const engine = new EnginePath();
   const paths = {
     engine,
     backend: new BackendPath(backend),
+    [SERIAL_PATH]: new BackendPath(serialBackend),
     ...(worker && { worker: new WorkerPath(worker.direct), [MINIFLARE_PATH]: new WorkerPath(worker.origin) }),
     sharp: new SharpPath(),
   };
@@ -747,6 +753,7 @@ async function main() {
       for (const name of jobNames) r.paths[name] = { ms: [] };
       await engine.resetPeak();
       paths.backend.resetPeak();
+      paths[SERIAL_PATH].resetPeak();
       paths.sharp.resetPeak();
       // Latency: one request in flight on the whole machine. Warm-up (one of each, untimed), then
       // ROUNDS rounds of one run per path, one after another, rotating which path goes first.
@@ -782,6 +789,7 @@ async function main() {
       }
       r.paths.engine.peakKib = engine.peakKib;
       r.paths.backend.peakKib = paths.backend.peakKib();
+      r.paths[SERIAL_PATH].peakKib = paths[SERIAL_PATH].peakKib();
       r.paths.sharp.peakKib = paths.sharp.peakKib();
       // Similarity: each output against the losslessly processed reference, and imgbind vs sharp.
       const reference = await (await job.reference(sharp(sourceBytes(job.sources[0]), job.sharpOptions), job.meta))
@@ -824,6 +832,7 @@ async function main() {
     engine.stop();
     await worker?.stop();
     await backend.stop();
+    await serialBackend.stop();
   }
   const elapsed = (performance.now() - started) / 1000;
   const goals = goalRows(results);
@@ -840,6 +849,8 @@ const QUALITY_FLAG = 0.005;
 /** Issue #15's goals: a chain within this factor of its fused form's time; AVIF this many times sharp's throughput. */
 const CHAIN_GOAL = 1.25;
 const AVIF_GOAL = 2;
+/** Item 4: lending idle cores may not cost throughput at full load beyond run-to-run noise. */
+const IDLE_LOAD_TOLERANCE = 0.05;
 /** The paths goals are judged on: imgbind itself (the Worker paths have their own overhead goal, issue #5). */
 const GOAL_PATHS = ["engine", "backend"];
 
@@ -904,6 +915,22 @@ function table(info, results, names, elapsed) {
         if (!w || w.error || b.error) continue;
         lines.push(`| ${r.job} | ${name} | ${pct(w.p50Ms / b.p50Ms - 1)} | ${pct(w.imagesPerSecond / b.imagesPerSecond - 1)} |`);
       }
+    }
+  }
+  // Item 4's A/B: the backend lending idle cores to a lone job, and the same binary with none lent.
+  if (names.includes(SERIAL_PATH)) {
+    lines.push(
+      "",
+      `Idle cores (issue #15 item 4): \`backend\` lends a job the cores no other job holds; \`${SERIAL_PATH}\` is the same binary with \`--job-threads 1\`, measured in the same rounds.`,
+      "",
+      `| job | p50 ms @1 lent | p50 ms @1 one thread | lent/one p50 | images/s @${CORES} lent | images/s @${CORES} one thread | lent/one throughput |`,
+      "|---|---:|---:|---:|---:|---:|---:|",
+    );
+    for (const r of results) {
+      const a = r.paths.backend;
+      const b = r.paths[SERIAL_PATH];
+      if (!a || !b || a.error || b.error) continue;
+      lines.push(`| ${r.job} | ${f(a.p50Ms)} | ${f(b.p50Ms)} | ${f(a.p50Ms / b.p50Ms, 2)}× | ${f(a.imagesPerSecond)} | ${f(b.imagesPerSecond)} | ${f(a.imagesPerSecond / b.imagesPerSecond, 2)}× |`);
     }
   }
   lines.push("", "Time to first body byte, backend path (p50 ms @1; first byte / whole answer):", "");
@@ -986,6 +1013,25 @@ function goalRows(results) {
       figure,
       met: flags.length ? false : worst <= CHAIN_GOAL,
       note: flags.length ? `not counted: ⚑ on ${flags.join(", ")}` : worst <= CHAIN_GOAL ? "" : `worst ${fmt(worst, 2)}×, ${fmt((worst / CHAIN_GOAL - 1) * 100, 0)} % over the goal`,
+    });
+  }
+  // Item 4: idle cores lent to a lone job (backend) against none lent (--job-threads 1), the
+  // same binary in the same run: p50 at one in flight, and throughput at full load.
+  const ab = results
+    .map((r) => ({ job: r.job, lent: r.paths.backend, serial: r.paths[SERIAL_PATH] }))
+    .filter(({ lent, serial }) => lent?.p50Ms && serial?.p50Ms && !lent.error && !serial.error);
+  if (ab.length) {
+    const p50 = ab.map(({ lent, serial }) => lent.p50Ms / serial.p50Ms);
+    const load = ab.map(({ lent, serial }) => lent.imagesPerSecond / serial.imagesPerSecond);
+    const geo = (xs) => Math.exp(xs.reduce((a, x) => a + Math.log(x), 0) / xs.length);
+    const best = ab.reduce((a, row, i) => (p50[i] < p50[a.i] ? { i, row } : a), { i: 0, row: ab[0] });
+    const lowest = Math.min(...load);
+    const lowestJob = ab[load.indexOf(lowest)].job;
+    goals.push({
+      goal: `Idle cores lent while the machine is not saturated: p50 @1 lower than with --job-threads 1, throughput @${CORES} not lower (each job within ${IDLE_LOAD_TOLERANCE * 100} %)`,
+      figure: `p50 @1 ${fmt(geo(p50), 3)}× (geometric mean over ${ab.length} jobs; best ${best.row.job} ${fmt(p50[best.i], 2)}×); throughput @${CORES} ${fmt(geo(load), 3)}× (lowest ${lowestJob} ${fmt(lowest, 2)}×)`,
+      met: geo(p50) < 1 && lowest >= 1 - IDLE_LOAD_TOLERANCE,
+      note: "",
     });
   }
   const avif = results.find((r) => r.job === "thumbnail-avif");

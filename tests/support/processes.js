@@ -86,14 +86,15 @@ function getStatusOverUnixSocket(socketPath, path) {
  * Starts `target/release/imgbind serve --unix <tmpdir>/s.sock` and waits until it answers
  * `GET /healthz`. Returns `{ socket, child, stop() }`; `stop()` also removes the tmpdir.
  */
-export async function startBackend() {
+/** `env`: extra environment for the backend (e.g. `IMGBIND_JOB_THREADS`). */
+export async function startBackend({ env = {} } = {}) {
   if (!existsSync(BACKEND_BIN)) {
     throw new Error(`${BACKEND_BIN} not found: run scripts/build.sh first`);
   }
   const dir = mkdtempSync(join(tmpdir(), "imgbind-test-"));
   const socket = join(dir, "s.sock");
   const child = new Child("imgbind backend", BACKEND_BIN, ["serve", "--unix", socket], {
-    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn" },
+    env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? "warn", ...env },
   });
   const stop = async () => {
     await child.stop();
