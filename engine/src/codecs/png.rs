@@ -66,14 +66,18 @@ fn decode_whole(bytes: &[u8]) -> Result<Raster, Error> {
     }
 }
 
-/// The window's pixels, or `None` when this PNG must be decoded whole (interlaced, 16-bit, or a
-/// window that does not fit inside it).
+/// The window's pixels, or `None` when this PNG must be decoded whole: interlaced, 16-bit, a
+/// window that does not fit inside it, or a file whose header or chunks do not check out (the
+/// whole decode then reports it exactly as it reports any such file, and decodes what it
+/// forgives, such as a file without IEND, as before).
 fn decode_window(bytes: &[u8], window: Rect) -> Result<Option<Raster>, Error> {
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt("PNG", e);
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
     // The same expansion image-rs asks for: palette (+ tRNS) and low bit depths to 8-bit samples.
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| corrupt(&e))?;
+    let Ok(mut reader) = decoder.read_info() else {
+        return Ok(None);
+    };
     let info = reader.info();
     let (width, height) = (info.width, info.height);
     let fits = window.width > 0
@@ -82,8 +86,6 @@ fn decode_window(bytes: &[u8], window: Rect) -> Result<Option<Raster>, Error> {
         && u64::from(window.y) + u64::from(window.height) <= u64::from(height);
     let (color, depth) = reader.output_color_type();
     if !fits || info.interlaced || depth != png::BitDepth::Eight || !decodes_window(bytes) {
-        // Cut short or damaged: the whole decode reports it as it reports any such file (and a
-        // file it forgives, such as one without IEND, decodes as before).
         return Ok(None);
     }
     let (samples, has_alpha) = match color {
