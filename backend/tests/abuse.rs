@@ -261,11 +261,14 @@ async fn draw_layers_are_admitted_by_their_summed_memory() {
     let layer = flat_png(10_000, 10_000);
     assert!(layer.len() < 1_000_000, "{} bytes", layer.len());
     let canvas = good_png();
+    // Each layer is resized before it is drawn, so it is decoded whole: its memory counts in
+    // full. (A layer drawn as it is needs only the part that lands: below.)
     for layers in [6, 2] {
         let mut parts = vec![file("image", &canvas)];
         let mut transforms = vec![r#"{"imageIndex":0,"width":200}"#.to_owned()];
         for n in 1..=layers {
             parts.push(file("draw_image", &layer));
+            transforms.push(format!(r#"{{"imageIndex":{n},"width":150}}"#));
             transforms.push(format!(r#"{{"drawImageIndex":{n},"targetImageIndex":0}}"#));
         }
         let transforms = format!("[{}]", transforms.join(","));
@@ -290,9 +293,24 @@ async fn draw_layers_are_admitted_by_their_summed_memory() {
     ]);
     let drawn = backend.post_multipart("/transform", &fits).await;
     assert_eq!(drawn.status, 200, "{}", drawn.text());
+    // Six of the 100 MP layers drawn as they are: each is cut to the 200 px canvas's share and
+    // decoded as that window (engine/src/codecs/png.rs), so they fit the budget and are drawn.
+    let mut parts = vec![file("image", &canvas)];
+    let mut transforms = vec![r#"{"imageIndex":0,"width":200}"#.to_owned()];
+    for n in 1..=6 {
+        parts.push(file("draw_image", &layer));
+        transforms.push(format!(r#"{{"drawImageIndex":{n},"targetImageIndex":0}}"#));
+    }
+    let transforms = format!("[{}]", transforms.join(","));
+    parts.push(field("transforms", &transforms));
+    parts.push(field("output_format", "image/png"));
+    let cut = backend
+        .post_multipart("/transform", &multipart(&parts))
+        .await;
+    assert_eq!(cut.status, 200, "{}", cut.text());
     assert_memory_bounded(
         &backend,
-        "six and two 100 MP layers: 9413 at once",
+        "six and two 100 MP layers: 9413 at once, or drawn as windows",
         baseline,
         Duration::from_secs(10),
     )
