@@ -60,7 +60,8 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
                 w.width.saturating_add(jpeg::WINDOW_SLACK).min(width),
                 w.height.saturating_add(jpeg::WINDOW_SLACK).min(height),
             ),
-            // A PNG window is exact, but an interlaced or 16-bit PNG decodes whole (png.rs).
+            // A PNG window is exact, but an interlaced or 16-bit PNG, or one whose chunks do not
+            // check out, decodes whole (png.rs asks `decodes_window` too).
             Some(w) if header.format == Format::Png && header.orientation <= 1 => {
                 if png::decodes_window(bytes) {
                     (w.width, w.height)

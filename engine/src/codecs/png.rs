@@ -71,6 +71,9 @@ fn decode_whole(bytes: &[u8]) -> Result<Raster, Error> {
 /// whole decode then reports it exactly as it reports any such file, and decodes what it
 /// forgives, such as a file without IEND, as before).
 fn decode_window(bytes: &[u8], window: Rect) -> Result<Option<Raster>, Error> {
+    if !decodes_window(bytes) {
+        return Ok(None);
+    }
     let corrupt = |e: &dyn std::fmt::Display| Error::corrupt("PNG", e);
     let mut decoder = png::Decoder::new(Cursor::new(bytes));
     // The same expansion image-rs asks for: palette (+ tRNS) and low bit depths to 8-bit samples.
@@ -84,11 +87,11 @@ fn decode_window(bytes: &[u8], window: Rect) -> Result<Option<Raster>, Error> {
         && window.height > 0
         && u64::from(window.x) + u64::from(window.width) <= u64::from(width)
         && u64::from(window.y) + u64::from(window.height) <= u64::from(height);
-    let (color, depth) = reader.output_color_type();
-    if !fits || info.interlaced || depth != png::BitDepth::Eight || !decodes_window(bytes) {
+    if !fits {
         return Ok(None);
     }
-    let (samples, has_alpha) = match color {
+    // 8-bit samples after EXPAND: `decodes_window` saw a depth of at most 8 and no interlacing.
+    let (samples, has_alpha) = match reader.output_color_type().0 {
         png::ColorType::Grayscale => (1, false),
         png::ColorType::GrayscaleAlpha => (2, true),
         png::ColorType::Rgb => (3, false),
