@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Cross-builds the backend for Linux arm64 (aarch64, glibc) on this x86-64 machine:
-#   target/aarch64-unknown-linux-gnu/release/imgbind
+#   target/arm64/aarch64-unknown-linux-gnu/release/imgbind
+# in its own target directory (target/arm64): cargo holds a lock on the host build directory
+# (target/release) for the whole of a build, build scripts included, so a cross-build sharing it
+# could not run beside the native one. scripts/test.sh runs the two at once.
 # with Debian's cross toolchain (gcc/g++-aarch64-linux-gnu, installed here if missing) and rustup's
 # aarch64-unknown-linux-gnu target. The C codecs (libjpeg-turbo, libwebp, libaom/libavif, SQLite)
 # are built by their crates' build scripts with that compiler; libaom and libjpeg-turbo use their
@@ -26,5 +29,6 @@ export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export PKG_CONFIG_ALLOW_CROSS=1
+export CARGO_TARGET_DIR="$IMGBIND_ROOT/target/arm64"
 log build-arm64 "cargo build --release --target aarch64-unknown-linux-gnu -p imgbind-backend"
 cargo build --release --locked --target aarch64-unknown-linux-gnu -p imgbind-backend

@@ -32,7 +32,7 @@ fi
 # Each platform package: its npm/ template, the binary, and the strip that reads it.
 platforms=(linux-x64-gnu)
 declare -A binary=([linux-x64-gnu]=target/release/imgbind
-                   [linux-arm64-gnu]=target/aarch64-unknown-linux-gnu/release/imgbind)
+                   [linux-arm64-gnu]=target/arm64/aarch64-unknown-linux-gnu/release/imgbind)
 declare -A stripper=([linux-x64-gnu]=strip [linux-arm64-gnu]=aarch64-linux-gnu-strip)
 build=yes
 for arg in "$@"; do

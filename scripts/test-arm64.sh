@@ -7,6 +7,9 @@
 #   - an aarch64 ELF needing only libc, libm, libgcc_s and the loader, with GLIBC_ symbols ≤ 2.35;
 #   - `imgbind --version`; `imgbind serve` answering /healthz, and /transform to JPEG, PNG, WebP,
 #     AVIF and GIF whose results its own /info reads back at the asked-for size.
+#   scripts/test-arm64.sh             cross-builds first
+#   scripts/test-arm64.sh --no-build  tests the binary scripts/build-arm64.sh already built
+#                                     (scripts/test.sh builds it beside the native build)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$IMGBIND_ROOT"
@@ -15,7 +18,11 @@ command -v qemu-aarch64-static >/dev/null || {
   log test-arm64 "apt-get install qemu-user-static"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q qemu-user-static >/dev/null
 }
-scripts/build-arm64.sh
+case "${1:-}" in
+  "") scripts/build-arm64.sh ;;
+  --no-build) ;;
+  *) log test-arm64 "usage: scripts/test-arm64.sh [--no-build]"; exit 2 ;;
+esac
 IMGBIND_PACK_OUT=target/npm-all-platforms scripts/pack.sh --no-build --all-platforms
 
 node=node_modules/.bin/node
