@@ -172,6 +172,24 @@ describe("fidelity against sharp 0.35 (libvips) on corpus images", () => {
     }
   });
 
+  test("fit cover cuts at sharp's whole output pixel when the remainder is odd", async () => {
+    // 640×400 → cover 251×251: the whole image scales to 402×251 and 151 columns are cut, 76 of
+    // them on the left (sharp: (402 - 251 + 1) / 2). An exact centre (75.5) is half a pixel off
+    // sharp's and scores about 0.97; the same cut scores what two Lanczos3 resizers agree to.
+    await compare("cover odd remainder", {
+      request: on(base, [{ imageIndex: 0, width: 251, height: 251, fit: "cover" }]),
+      reference: () => sharp(base).resize(251, 251, { fit: "cover" }),
+      min: 0.99,
+    });
+    // A crop that needs no scaling is a copy of whole pixels: 640×400 → crop 301×400 keeps
+    // columns 170..471 (sharp: (640 - 301 + 1) / 2 = 170), with nothing resampled.
+    await compare("crop unscaled odd remainder", {
+      request: on(base, [{ imageIndex: 0, width: 301, height: 400, fit: "crop" }]),
+      reference: () => sharp(base).extract({ left: 170, top: 0, width: 301, height: 400 }),
+      min: 0.9999,
+    });
+  });
+
   test("gravity {x, y, mode: remainder} = sharp cover resize + extract at that share", async () => {
     // 2560×1600 → cover 500×500 scales to 800×500; x = 0.25 leaves 25 % of the 300 px cut on the left.
     const photo = corpusFile("photo-4mp-twowings.jpg");

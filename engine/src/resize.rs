@@ -23,6 +23,11 @@ pub(crate) struct Plan {
     pub(crate) height: u32,
     /// `fit: pad`: the canvas the scaled image is placed on.
     pub(crate) canvas: Option<(u32, u32)>,
+    /// The size the whole source is scaled to. A fit that crops (cover, crop) cuts its
+    /// `width`×`height` window out of this grid at a whole output pixel, as libvips does (it
+    /// resizes, then extracts): the kept region's size and start are whole multiples of one
+    /// output pixel. For the other fits, `width`×`height`.
+    pub(crate) grid: (u32, u32),
 }
 
 impl Plan {
@@ -58,6 +63,7 @@ pub(crate) fn plan(
         width: w,
         height: h,
         canvas: None,
+        grid: (w, h),
     };
     let (bw, bh) = match (width, height) {
         (Some(w), Some(h)) => (w, h),
@@ -95,23 +101,24 @@ pub(crate) fn plan(
             ..full(round_px(sw * inside), round_px(sh * inside))
         },
         Fit::Squeeze => full(bw, bh),
-        Fit::Cover => Plan {
-            crop_width: (fw / outside).min(sw),
-            crop_height: (fh / outside).min(sh),
-            width: bw,
-            height: bh,
-            canvas: None,
-        },
-        Fit::Crop => {
-            let s = outside.min(1.0);
-            let w = bw.min(round_px(sw * s));
-            let h = bh.min(round_px(sh * s));
+        // Scale the whole source to whole pixels so that it covers the box (crop: without
+        // enlarging), then keep the box's worth of those pixels. The scale along the cut side is
+        // that of the whole-pixel grid (sharp's too), a hair off the other side's.
+        Fit::Cover | Fit::Crop => {
+            let s = if fit == Fit::Crop {
+                outside.min(1.0)
+            } else {
+                outside
+            };
+            let grid = (round_px(sw * s), round_px(sh * s));
+            let (w, h) = (bw.min(grid.0), bh.min(grid.1));
             Plan {
-                crop_width: (f64::from(w) / s).min(sw),
-                crop_height: (f64::from(h) / s).min(sh),
+                crop_width: (f64::from(w) * sw / f64::from(grid.0)).min(sw),
+                crop_height: (f64::from(h) * sh / f64::from(grid.1)).min(sh),
                 width: w,
                 height: h,
                 canvas: None,
+                grid,
             }
         }
     })
@@ -133,6 +140,14 @@ pub(crate) fn place(length: f64, window: f64, anchor: Anchor) -> f64 {
         Anchor::Remainder(f) => f * slack,
         Anchor::BoxCenter(f) => (f * length - window / 2.0).clamp(0.0, slack),
     }
+}
+
+/// The start, in pixels of a `length`-long source, of a `window`-pixel cut from the source scaled
+/// to `grid` pixels: [`place`] on the grid, rounded to a whole output pixel (half up, so an odd
+/// remainder centred leaves the extra pixel before the window: sharp's `(grid - window + 1) / 2`).
+pub(crate) fn place_on_grid(length: f64, grid: u32, window: u32, anchor: Anchor) -> f64 {
+    let grid_f = f64::from(grid);
+    place(grid_f, f64::from(window), anchor).round() * length / grid_f
 }
 
 /// Horizontal and vertical anchors for a gravity. `auto` (saliency), `entropy` and `face` (no face
@@ -226,8 +241,8 @@ pub(crate) fn apply(src: Raster, step: &TransformStep, limits: &Limits) -> Resul
         .logical
         .map_or((0.0, 0.0, 1.0, 1.0), |l| (l.x, l.y, l.scale_x, l.scale_y));
     let crop = CropBox {
-        x: ox + place(lwf, plan.crop_width, ax) * kx,
-        y: oy + place(lhf, plan.crop_height, ay) * ky,
+        x: ox + place_on_grid(lwf, plan.grid.0, plan.width, ax) * kx,
+        y: oy + place_on_grid(lhf, plan.grid.1, plan.height, ay) * ky,
         width: plan.crop_width * kx,
         height: plan.crop_height * ky,
     };
@@ -377,6 +392,20 @@ mod tests {
         let crop = plan(40, 20, Some(10), Some(100), Fit::Crop).unwrap();
         assert_eq!((crop.width, crop.height), (10, 20));
         assert_eq!((crop.crop_width, crop.crop_height), (10.0, 20.0));
+        // The cut is whole pixels of the scaled grid, as libvips cuts after resizing: 4000×2250
+        // covers 500×500 at 889×500, so 500/889 of the width is kept and the centred window
+        // starts 195 grid pixels in (sharp: (889 - 500 + 1) / 2), not at 194.4.
+        let cover = plan(4000, 2250, Some(500), Some(500), Fit::Cover).unwrap();
+        assert_eq!(cover.grid, (889, 500));
+        assert_eq!(cover.crop_width, 500.0 * 4000.0 / 889.0);
+        assert_eq!(cover.crop_height, 2250.0);
+        let x = place_on_grid(4000.0, 889, 500, Anchor::Remainder(0.5));
+        assert_eq!(x, 195.0 * 4000.0 / 889.0);
+        assert_eq!(place_on_grid(4000.0, 889, 500, Anchor::Remainder(0.0)), 0.0);
+        assert_eq!(
+            place_on_grid(4000.0, 889, 500, Anchor::Remainder(1.0)),
+            389.0 * 4000.0 / 889.0
+        );
     }
 
     #[test]

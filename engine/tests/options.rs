@@ -460,6 +460,27 @@ fn gravity_sides_and_center_for_cover_and_crop() {
 }
 
 #[test]
+fn an_odd_remainder_cuts_at_a_whole_pixel_as_libvips_does() {
+    // 251×100 → 100×100: 151 columns to cut. An exact centre would start at 75.5 and resample
+    // every pixel; libvips (and imgbind) start at (151 + 1) / 2 = 76 and copy the pixels as they are.
+    for fit in ["cover", "crop"] {
+        let out = pixels(
+            &[&coordinates(251, 100)],
+            &one(&format!(r#""width":100,"height":100,"fit":"{fit}""#)),
+        );
+        assert_eq!(out.dims(), (100, 100), "{fit}");
+        for (x, y) in [(0, 0), (1, 0), (50, 37), (99, 99)] {
+            assert_eq!(
+                out.at(x, y)[..2],
+                [76 + x as u8, y as u8],
+                "{fit} at ({x}, {y})"
+            );
+        }
+    }
+    // Scaled, the cut sits on the scaled grid: tests/fidelity.test.js compares it with sharp.
+}
+
+#[test]
 fn gravity_defaults_to_center() {
     let out = pixels(
         &[&coordinates(300, 100)],
