@@ -13,6 +13,7 @@ use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Step, Transfor
 
 use crate::codecs::gif::{self, GifFrames};
 use crate::codecs::webp::{self, WebpFrames};
+use crate::codecs::webp_anim;
 use crate::codecs::{Loops, Probe};
 use crate::format::{Format, Header};
 use crate::output::{Encoded, OutputHead, OutputSink};
@@ -248,7 +249,7 @@ impl Writer {
     fn finish(self, width: u32, height: u32) -> Result<Vec<u8>, Error> {
         match self.format {
             OutputFormat::Gif => gif::encode_animation(&self.frames, width, height, self.loops),
-            _ => webp::encode_animation(&self.frames, width, height, self.quality, self.loops),
+            _ => webp_anim::encode(&self.frames, width, height, self.quality, self.loops),
         }
     }
 }

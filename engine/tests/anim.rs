@@ -229,10 +229,13 @@ fn gif_to_webp_and_back_keeps_frames_delays_and_loops() {
         );
         // GIF "repeat 2 more times" is WebP "play 3 times".
         assert_eq!(looping, Loop::Webp(3));
+        // A lossy frame reaches libwebp as YUV 4:2:0, as libvips hands it over (webp_anim.rs):
+        // the chroma of a 4 px square is upsampled and subsampled once more on the way, so its
+        // colour moves by up to ~50 levels in one channel (sharp's output is the same).
         for (n, frame) in frames.iter().enumerate() {
             let x = (n as u32 * 4) % 36;
             assert!(
-                near(frame.pixel(x + 1, 3), opaque(COLOURS[n]), 40),
+                near(frame.pixel(x + 1, 3), opaque(COLOURS[n]), 56),
                 "frame {n}: {:?}",
                 frame.pixel(x + 1, 3)
             );

@@ -14,6 +14,7 @@ pub(crate) mod png;
 pub(crate) mod raw;
 pub(crate) mod svg;
 pub(crate) mod webp;
+pub(crate) mod webp_anim;
 
 /// The PNG stream writer's IDAT chunk size, and the size of the row blocks raw outputs are
 /// written in.

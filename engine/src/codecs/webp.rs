@@ -1,7 +1,6 @@
 //! WebP: the size from the bitstream features, still decoding and encoding through libwebp (the
 //! `webp` crate), animated frames through `image-webp` (which reads the chunk index on open and
-//! composites each frame onto the canvas), and animated encoding through libwebp's
-//! `WebPAnimEncoder`, lossy at the requested quality, lossless at 100.
+//! composites each frame onto the canvas). Animated encoding is `webp_anim.rs`.
 
 use std::io::Cursor;
 use std::num::NonZeroUsize;
@@ -35,8 +34,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Raster, Error> {
     Raster::from_vec(image.width(), image.height(), image.is_alpha(), data)
 }
 
-/// Frame count, canvas and loop count of an animated WebP; `None` for a still one.
+/// Frame count, canvas and loop count of an animated WebP; `None` for a still one. A file cut
+/// short is an error here, wherever the cut falls (see [`check_complete`]).
 pub(crate) fn probe(bytes: &[u8]) -> Result<Option<Probe>, Error> {
+    check_complete(bytes)?;
     let decoder =
         image_webp::WebPDecoder::new(Cursor::new(bytes)).map_err(|e| Error::corrupt("WebP", e))?;
     if !decoder.is_animated() {
@@ -53,6 +54,41 @@ pub(crate) fn probe(bytes: &[u8]) -> Result<Option<Probe>, Error> {
         height,
         loops,
     }))
+}
+
+/// Checks that the RIFF container holds every byte it announces and that each chunk in it ends
+/// inside it. image-webp indexes an animation's frames on open by seeking past their data, so a
+/// file cut inside a frame's data would otherwise open, and a still output (which decodes only
+/// frame 0) would never notice.
+pub(crate) fn check_complete(bytes: &[u8]) -> Result<(), Error> {
+    let truncated = || {
+        Error::corrupt(
+            "WebP",
+            "truncated: the file is shorter than its RIFF header says",
+        )
+    };
+    let riff = bytes
+        .get(4..8)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        .ok_or_else(truncated)?;
+    let end = riff.checked_add(8).ok_or_else(truncated)?;
+    if end > bytes.len() {
+        return Err(truncated());
+    }
+    let mut at = 12;
+    while at + 8 <= end {
+        let size = u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], bytes[at + 7]]);
+        let chunk_end = (at + 8).checked_add(size as usize).ok_or_else(truncated)?;
+        if chunk_end > end {
+            return Err(Error::corrupt(
+                "WebP",
+                "truncated: a chunk runs past the end of the file",
+            ));
+        }
+        // Chunks are padded to an even length.
+        at = chunk_end + (size as usize & 1);
+    }
+    Ok(())
 }
 
 /// The composited frames of an animated WebP, decoded one at a time.
@@ -116,80 +152,6 @@ pub(crate) fn encode(img: &Raster, quality: u8, threads: NonZeroUsize) -> Result
         .encode_advanced(&config)
         .map_err(|e| Error::encode_failed("WebP", format!("{e:?}")))?;
     Ok(memory.to_vec())
-}
-
-/// Encodes frames with libwebp's animation encoder: lossy at `quality`, lossless at 100.
-pub(crate) fn encode_animation(
-    frames: &[(Raster, u32)],
-    width: u32,
-    height: u32,
-    quality: u8,
-    loops: Loops,
-) -> Result<Vec<u8>, Error> {
-    if width > 16_383 || height > 16_383 {
-        return Err(Error::new(
-            ErrorCode::TooManyPixels,
-            format!("WebP cannot be larger than 16383x16383 (image is {width}x{height})"),
-        ));
-    }
-    let mut config =
-        webp::WebPConfig::new().map_err(|()| Error::encode_failed("WebP", "bad config"))?;
-    config.lossless = i32::from(quality == 100);
-    config.quality = f32::from(quality);
-    config.alpha_compression = i32::from(quality != 100);
-    let mut encoder = webp::AnimEncoder::new(width, height, &config);
-    encoder.set_loop_count(match loops {
-        Loops::Forever => 0,
-        Loops::Times(n) => i32::from(u16::try_from(n).unwrap_or(u16::MAX)),
-    });
-    let mut start: u64 = 0;
-    for (img, delay) in frames {
-        let timestamp = i32::try_from(start)
-            .map_err(|_| Error::invalid("the animation is longer than 24 days"))?;
-        let layout = if img.has_alpha {
-            webp::PixelLayout::Rgba
-        } else {
-            webp::PixelLayout::Rgb
-        };
-        encoder.add_frame(webp::AnimFrame::new(
-            &img.data, layout, img.width, img.height, timestamp, None,
-        ));
-        start += u64::from(*delay);
-    }
-    let memory = encoder
-        .try_encode()
-        .map_err(|e| Error::encode_failed("WebP", format!("{e:?}")))?;
-    let mut bytes = memory.to_vec();
-    set_total_duration(&mut bytes, start)?;
-    Ok(bytes)
-}
-
-/// Makes the ANMF durations of an animated WebP add up to `total_ms` by setting the last one.
-///
-/// The `webp` crate ends the encoder's input with a zero timestamp, which libwebp rejects, so the
-/// last frame gets the average duration instead of its own. Every other duration is exact
-/// (identical neighbours merged by libwebp carry their summed durations), so the difference
-/// belongs to the last frame.
-fn set_total_duration(webp: &mut [u8], total_ms: u64) -> Result<(), Error> {
-    let bad = || Error::encode_failed("WebP", "unexpected container layout");
-    let mut at = 12;
-    let mut sum: u64 = 0;
-    let mut last = None;
-    while let Some(head) = webp.get(at..at + 8) {
-        let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
-        if &head[..4] == b"ANMF" {
-            let d = webp.get(at + 20..at + 23).ok_or_else(bad)?;
-            let duration = u32::from_le_bytes([d[0], d[1], d[2], 0]);
-            sum += u64::from(duration);
-            last = Some((at + 20, duration));
-        }
-        at = at.checked_add(8 + len + (len & 1)).ok_or_else(bad)?;
-    }
-    let (offset, duration) = last.ok_or_else(bad)?;
-    let others = sum - u64::from(duration);
-    let wanted = total_ms.saturating_sub(others).min(0xFF_FFFF) as u32;
-    webp[offset..offset + 3].copy_from_slice(&wanted.to_le_bytes()[..3]);
-    Ok(())
 }
 
 #[cfg(test)]
