@@ -119,7 +119,9 @@ describe("fidelity against sharp 0.35 (libvips) on corpus images", () => {
   // -------------------------------------------------------------------------------------------
   // Resize: each fit against sharp's equivalent (Miniflare's own mapping), Lanczos3 both sides.
   // Two Lanczos3 implementations on the same pixels agree to SSIM ≈ 0.99; JPEG sources add
-  // decoder differences (DCT shrink-on-load, chroma upsampling), hence 0.95–0.97.
+  // decoder differences (DCT shrink-on-load, chroma upsampling), hence 0.95–0.97. Cover and crop
+  // cut where libvips cuts (whole pixels of the scaled image), so they hold 0.99 (measured
+  // 0.993–0.9998; a half-pixel shift of the window scores about 0.97).
 
   test("fit scale-down = sharp inside + withoutEnlargement (JPEG source, shrink-on-load)", async () => {
     const photo = corpusFile("photo-4mp-eveningglow.jpg");
@@ -158,7 +160,7 @@ describe("fidelity against sharp 0.35 (libvips) on corpus images", () => {
       await compare(`cover ${gravity ?? "default"}`, {
         request: on(photo, [{ imageIndex: 0, width: 500, height: 500, fit: "cover", ...(gravity ? { gravity } : {}) }]),
         reference: () => sharp(photo).resize(500, 500, { fit: "cover", position }),
-        min: 0.95,
+        min: 0.99,
       });
     }
     // Vertical crop sides: a portrait box on the landscape photo crops nothing vertically, so use
@@ -167,7 +169,7 @@ describe("fidelity against sharp 0.35 (libvips) on corpus images", () => {
       await compare(`cover ${side}`, {
         request: on(photo, [{ imageIndex: 0, width: 600, height: 200, fit: "cover", gravity: side }]),
         reference: () => sharp(photo).resize(600, 200, { fit: "cover", position: side }),
-        min: 0.95,
+        min: 0.99,
       });
     }
   });
@@ -196,7 +198,7 @@ describe("fidelity against sharp 0.35 (libvips) on corpus images", () => {
     await compare("gravity point remainder", {
       request: on(photo, [{ imageIndex: 0, width: 500, height: 500, fit: "cover", gravity: { x: 0.25, y: 0.5, mode: "remainder" } }]),
       reference: () => sharp(photo).resize(800, 500).extract({ left: 75, top: 0, width: 500, height: 500 }),
-      min: 0.95,
+      min: 0.99,
     });
   });
 
@@ -205,7 +207,7 @@ describe("fidelity against sharp 0.35 (libvips) on corpus images", () => {
     await compare("crop", {
       request: on(photo, [{ imageIndex: 0, width: 400, height: 300, fit: "crop" }]),
       reference: () => sharp(photo).resize(400, 300, { fit: "cover", withoutEnlargement: true }),
-      min: 0.95,
+      min: 0.99,
     });
   });
 
