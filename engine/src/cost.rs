@@ -14,7 +14,7 @@ use imgbind_wire::{Error, Step};
 
 use crate::codecs::{jpeg, png};
 use crate::format::{self, Format};
-use crate::{animation, plan, Job, Limits, Source};
+use crate::{animation, decode, plan, Job, Limits, Source};
 
 /// Bytes of one decoded pixel: RGBA, 8 bits per channel.
 const BYTES_PER_PIXEL: u64 = 4;
@@ -54,21 +54,15 @@ pub fn memory_needed(job: &Job, limits: &Limits) -> Result<u64, Error> {
         format::check_decodable(header.format)?;
         let (width, height) = header.display_size();
         limits.check_dimensions(width, height)?;
-        let (width, height) = match plan.window[index] {
+        let (width, height) = match decode::decoder_window(&header, plan.window[index]) {
             // Crop-on-load: the window and what the decoder reads around it.
-            Some(w) if header.format == Format::Jpeg && header.orientation <= 1 => (
+            Some(w) if header.format == Format::Jpeg => (
                 w.width.saturating_add(jpeg::WINDOW_SLACK).min(width),
                 w.height.saturating_add(jpeg::WINDOW_SLACK).min(height),
             ),
-            // A PNG window is exact, but an interlaced or 16-bit PNG, or one whose chunks do not
-            // check out, decodes whole (png.rs asks `decodes_window` too).
-            Some(w) if header.format == Format::Png && header.orientation <= 1 => {
-                if png::decodes_window(bytes) {
-                    (w.width, w.height)
-                } else {
-                    (width, height)
-                }
-            }
+            // The other format given a window is PNG: exact, but an interlaced or 16-bit PNG, or
+            // one whose chunks do not check out, decodes whole (png.rs asks `decodes_window` too).
+            Some(w) if png::decodes_window(bytes) => (w.width, w.height),
             _ => (width, height),
         };
         let (width, height) = if header.format == Format::Jpeg {

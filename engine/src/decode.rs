@@ -34,8 +34,8 @@ pub(crate) fn decode(
     clock: &Clock,
 ) -> Result<Raster, Error> {
     let raster = match header.format {
-        Format::Jpeg => jpeg::decode(bytes, min_scale, window.filter(|_| header.orientation <= 1))?,
-        Format::Png => png::decode(bytes, window.filter(|_| header.orientation <= 1))?,
+        Format::Jpeg => jpeg::decode(bytes, min_scale, decoder_window(header, window))?,
+        Format::Png => png::decode(bytes, decoder_window(header, window))?,
         // Every GIF, and an animated WebP, goes through the animation reader: its frames are
         // counted (and a GIF checked to the end) before the first one is decoded.
         Format::Gif => animation::first_frame(bytes, header, limits, clock)?
@@ -70,4 +70,16 @@ pub(crate) fn decode(
     };
     let raster = raster.drop_opaque_alpha()?;
     geometry::apply_orientation(raster, header.orientation, limits)
+}
+
+/// The window the decoder of this file is given when the steps look only at `window` (upright
+/// pixels), or `None` when it decodes the whole image: JPEGs and PNGs stored upright (a turned
+/// file's window would have to be turned back into stored pixels first). A PNG decoder may still
+/// decode whole (`png::decodes_window`). The memory estimate (`cost.rs`) asks the same question,
+/// so it counts what is decoded.
+pub(crate) fn decoder_window(header: &Header, window: Option<Rect>) -> Option<Rect> {
+    match header.format {
+        Format::Jpeg | Format::Png if header.orientation <= 1 => window,
+        _ => None,
+    }
 }
