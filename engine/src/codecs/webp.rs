@@ -122,24 +122,36 @@ impl<'a> WebpFrames<'a> {
     }
 }
 
-/// One frame at `quality` (1–100; 100 is lossless, as Cloudflare documents), on up to two threads
-/// when `threads` allows more than one (libwebp uses no more).
-pub(crate) fn encode(img: &Raster, quality: u8, threads: NonZeroUsize) -> Result<Vec<u8>, Error> {
-    if img.width > 16_383 || img.height > 16_383 {
+/// The largest side a WebP can have.
+const MAX_SIDE: u32 = 16_383;
+
+/// 9413 for a still or animated WebP larger than the format allows.
+pub(crate) fn check_size(width: u32, height: u32) -> Result<(), Error> {
+    if width > MAX_SIDE || height > MAX_SIDE {
         return Err(Error::new(
             ErrorCode::TooManyPixels,
-            format!(
-                "WebP cannot be larger than 16383x16383 (image is {}x{})",
-                img.width, img.height
-            ),
+            format!("WebP cannot be larger than {MAX_SIDE}x{MAX_SIDE} (image is {width}x{height})"),
         ));
     }
+    Ok(())
+}
+
+/// libwebp's settings for `quality` (1–100): lossy, and lossless at 100, as Cloudflare documents.
+/// Stills and animations both start from these.
+pub(crate) fn config(quality: u8) -> Result<webp::WebPConfig, Error> {
     let mut config =
         webp::WebPConfig::new().map_err(|()| Error::encode_failed("WebP", "bad config"))?;
-    // Quality 100 means lossless, as Cloudflare documents.
     config.lossless = i32::from(quality == 100);
     config.quality = f32::from(quality);
     config.alpha_compression = i32::from(quality != 100);
+    Ok(config)
+}
+
+/// One frame at `quality` (1–100; 100 is lossless, as Cloudflare documents), on up to two threads
+/// when `threads` allows more than one (libwebp uses no more).
+pub(crate) fn encode(img: &Raster, quality: u8, threads: NonZeroUsize) -> Result<Vec<u8>, Error> {
+    check_size(img.width, img.height)?;
+    let mut config = config(quality)?;
     // With a second thread libwebp analyses the macroblocks in two halves and compresses the alpha
     // plane beside the colour: the same bytes (`codecs/webp.rs` tests), sooner.
     config.thread_level = i32::from(threads.get() > 1);

@@ -21,14 +21,11 @@
 use std::ffi::CStr;
 use std::ptr;
 
-use imgbind_wire::{Error, ErrorCode};
+use imgbind_wire::Error;
 use libwebp_sys as sys;
 
-use crate::codecs::Loops;
+use crate::codecs::{webp, Loops};
 use crate::raster::Raster;
-
-/// The largest WebP canvas side.
-const MAX_SIDE: u32 = 16_383;
 
 /// Encodes `frames` (each with its delay in ms, each `width`×`height`): lossy at `quality`,
 /// lossless at 100.
@@ -39,19 +36,11 @@ pub(crate) fn encode(
     quality: u8,
     loops: Loops,
 ) -> Result<Vec<u8>, Error> {
-    if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(Error::new(
-            ErrorCode::TooManyPixels,
-            format!("WebP cannot be larger than {MAX_SIDE}x{MAX_SIDE} (image is {width}x{height})"),
-        ));
-    }
+    webp::check_size(width, height)?;
     let fail = |detail: &str| Error::encode_failed("WebP", detail);
     let lossless = quality == 100;
-    let mut config = sys::WebPConfig::new().map_err(|()| fail("bad config"))?;
-    config.lossless = i32::from(lossless);
-    config.quality = f32::from(quality);
-    config.alpha_compression = i32::from(!lossless);
-    // Both fit in an i32: checked against MAX_SIDE above.
+    let config = webp::config(quality)?;
+    // Both fit in an i32: `check_size` above.
     let (w, h) = (width as i32, height as i32);
     // SAFETY: every pointer below is owned by a guard; frame pixels outlive the imports.
     unsafe {
