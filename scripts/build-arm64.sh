@@ -3,7 +3,7 @@
 #   target/arm64/aarch64-unknown-linux-gnu/release/imgbind
 # in its own target directory (target/arm64): cargo holds a lock on the host build directory
 # (target/release) for the whole of a build, build scripts included, so a cross-build sharing it
-# could not run beside the native one. scripts/test.sh runs the two at once.
+# could not run beside the native one. scripts/test.sh runs it in the background, at idle priority.
 # with Debian's cross toolchain (gcc/g++-aarch64-linux-gnu, installed here if missing) and rustup's
 # aarch64-unknown-linux-gnu target. The C codecs (libjpeg-turbo, libwebp, libaom/libavif, SQLite)
 # are built by their crates' build scripts with that compiler; libaom and libjpeg-turbo use their

@@ -9,7 +9,7 @@
 #     AVIF and GIF whose results its own /info reads back at the asked-for size.
 #   scripts/test-arm64.sh             cross-builds first
 #   scripts/test-arm64.sh --no-build  tests the binary scripts/build-arm64.sh already built
-#                                     (scripts/test.sh builds it beside the native build)
+#                                     (scripts/test.sh builds it in the background first)
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$IMGBIND_ROOT"
