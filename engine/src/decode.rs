@@ -10,6 +10,10 @@
 //! so a truncated file is an error, never a partial image). Keeping every frame is
 //! `animation.rs`'s job.
 
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
 use imgbind_wire::{Error, ErrorCode};
 
 use crate::animation;
@@ -18,7 +22,101 @@ use crate::format::{Format, Header, HEIC_UNSUPPORTED};
 use crate::geometry::{self, Rect};
 use crate::icc;
 use crate::raster::Raster;
+use crate::text;
 use crate::{Clock, Limits};
+
+/// What step 3 of a job does with one source.
+pub(crate) enum Work<'a> {
+    /// Decode an image (see [`decode`]).
+    Image {
+        bytes: &'a [u8],
+        header: &'a Header,
+        min_scale: f64,
+        window: Option<Rect>,
+    },
+    /// Render a text source (`text.rs`); `index` is its place in the job, for its errors.
+    Text { json: &'a str, index: usize },
+    /// Nothing now: the animated canvas, decoded frame by frame later (`animation.rs`).
+    Later,
+}
+
+/// The most sources decoded at once. The memory estimate (`cost.rs`) counts every decoded source
+/// plus two images of the largest size; one decode's conversion copy (ICC, alpha, orientation)
+/// is at most one image of its size, so two decodes at once stay within it and three might not.
+const CONCURRENT_DECODES: usize = 2;
+
+/// Does `work` in its order and returns one image per entry (`None` for [`Work::Later`]). When the
+/// job may use a second core (`limits.threads` ≥ 2) and has two sources to decode, two decode at
+/// once, each on half the job's allowance: a layer decodes while the canvas does, so a job alone
+/// on the machine finishes sooner, and at full load (one thread per job) nothing changes. The
+/// pixels are the same either way; so is the error, the first in the sources' order (a source is
+/// started only in order and none after a failure, so every source before a failed one ran).
+pub(crate) fn sources(
+    work: &[Work<'_>],
+    limits: &Limits,
+    clock: &Clock,
+) -> Result<Vec<Option<Raster>>, Error> {
+    let decodes = work.iter().filter(|w| !matches!(w, Work::Later)).count();
+    let lanes = limits.threads.get().min(CONCURRENT_DECODES).min(decodes);
+    if lanes < 2 {
+        return work.iter().map(|w| one(w, limits, clock)).collect();
+    }
+    let lane_limits = Limits {
+        threads: NonZeroUsize::new(limits.threads.get() / lanes).unwrap_or(NonZeroUsize::MIN),
+        ..limits.clone()
+    };
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Each entry's outcome, once its lane has it.
+    let done: Vec<Mutex<Option<Outcome>>> = work.iter().map(|_| Mutex::new(None)).collect();
+    let lane = || loop {
+        if failed.load(Ordering::SeqCst) {
+            break;
+        }
+        let i = next.fetch_add(1, Ordering::SeqCst);
+        let Some(w) = work.get(i) else { break };
+        let result = one(w, &lane_limits, clock);
+        if result.is_err() {
+            failed.store(true, Ordering::SeqCst);
+        }
+        *done[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(result);
+    };
+    std::thread::scope(|scope| {
+        // Without a second thread (the process is out of them) the lane below does it all.
+        let _helper = std::thread::Builder::new()
+            .name("imgbind-decode".into())
+            .spawn_scoped(scope, lane);
+        lane();
+    });
+    let mut images = Vec::with_capacity(work.len());
+    for slot in done {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(result) => images.push(result?),
+            // Sources start in order and stop only after a failure, whose error comes first.
+            None => return Err(Error::new(ErrorCode::Internal, "a source was skipped")),
+        }
+    }
+    Ok(images)
+}
+
+/// What one entry of [`sources`] gives.
+type Outcome = Result<Option<Raster>, Error>;
+
+/// One entry of [`sources`], then the deadline.
+fn one(work: &Work<'_>, limits: &Limits, clock: &Clock) -> Outcome {
+    let image = match *work {
+        Work::Image {
+            bytes,
+            header,
+            min_scale,
+            window,
+        } => decode(bytes, header, min_scale, window, limits, clock)?,
+        Work::Text { json, index } => text::render(json, index, limits)?,
+        Work::Later => return Ok(None),
+    };
+    clock.check()?;
+    Ok(Some(image))
+}
 
 /// Decodes an image whose header has been read and checked against the limits, then turns it
 /// upright. `min_scale` (≤ 1) lets a JPEG shrink on load: the decoder may return any size at least

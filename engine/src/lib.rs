@@ -50,8 +50,6 @@ pub use info::info;
 pub use limits::Limits;
 pub use output::{Encoded, OutputHead, OutputSink};
 
-use raster::Raster;
-
 /// One `/transform` request: the images, the steps and the output options.
 #[derive(Debug, Clone)]
 pub struct Job {
@@ -220,36 +218,37 @@ fn run_with(
         Planning::AsWritten => plan::unplanned(&job.steps, sizes.len()),
     };
 
-    // 3. Decode every source, upright, shrunk on load as planned.
-    let mut images: Vec<Option<Raster>> = Vec::with_capacity(job.sources.len());
+    // 3. Decode every source, upright, shrunk on load as planned; two at once when the job may
+    //    use a second core (`decode::sources`).
     let mut animation = None;
+    let mut work = Vec::with_capacity(job.sources.len());
     for (index, (source, header)) in job.sources.iter().zip(&headers).enumerate() {
-        let (Source::Image(bytes), Some(header)) = (source, header) else {
-            if let Source::Text(json) = source {
-                // Rendered to an RGBA image here, then treated like any decoded source.
-                images.push(Some(text::render(json, index, limits)?));
-                clock.check()?;
+        work.push(match (source, header) {
+            (Source::Text(json), _) => decode::Work::Text { json, index },
+            (Source::Image(bytes), Some(header)) => {
+                // A canvas that keeps its frames is decoded frame by frame in step 4.
+                let frames = match index {
+                    0 => animation::open(bytes, header, &job.output, limits)?,
+                    _ => None,
+                };
+                match frames {
+                    Some(frames) => {
+                        animation = Some(frames);
+                        decode::Work::Later
+                    }
+                    None => decode::Work::Image {
+                        bytes,
+                        header,
+                        min_scale: plan.min_scale[index],
+                        window: plan.window[index],
+                    },
+                }
             }
-            continue;
-        };
-        if index == 0 {
-            // A canvas that keeps its frames is decoded frame by frame in step 4.
-            if let Some(frames) = animation::open(bytes, header, &job.output, limits)? {
-                animation = Some(frames);
-                images.push(None);
-                continue;
-            }
-        }
-        images.push(Some(decode::decode(
-            bytes,
-            header,
-            plan.min_scale[index],
-            plan.window[index],
-            limits,
-            &clock,
-        )?));
-        clock.check()?;
+            // Every image source has its header (step 2 returned otherwise).
+            (Source::Image(_), None) => decode::Work::Later,
+        });
     }
+    let mut images = decode::sources(&work, limits, &clock)?;
     if images.is_empty() {
         return Err(Error::invalid("the request has no image"));
     }
@@ -321,6 +320,7 @@ impl Clock {
 mod tests {
     use super::*;
     use imgbind_wire::{parse_steps, OutputFormat, TransformStep};
+    use raster::Raster;
 
     #[test]
     fn run_timed_reports_the_phases_the_job_reached() {
