@@ -9,6 +9,9 @@
 //! aligned and keep one size. Overlays are prepared once and drawn onto every frame; an animated
 //! overlay contributes its first frame.
 
+use std::num::NonZeroUsize;
+use std::sync::mpsc;
+
 use imgbind_wire::{Error, ErrorCode, OutputFormat, OutputOptions, Step, TransformStep};
 
 use crate::codecs::gif::{self, GifFrames};
@@ -44,8 +47,8 @@ enum FrameSource<'a> {
 
 impl<'a> Frames<'a> {
     /// Opens the frames of a file whose [`Probe`] passed the limits.
-    pub(crate) fn open(bytes: &'a [u8], header: &Header, probe: &Probe) -> Result<Self, Error> {
-        let source = match header.format {
+    pub(crate) fn open(bytes: &'a [u8], format: Format, probe: &Probe) -> Result<Self, Error> {
+        let source = match format {
             Format::Gif => FrameSource::Gif(GifFrames::open(bytes)?),
             Format::Webp => FrameSource::Webp(WebpFrames::open(bytes)?),
             _ => return Err(Error::internal("not an animation format")),
@@ -57,7 +60,7 @@ impl<'a> Frames<'a> {
     }
 
     /// The next frame (the full canvas, as stored) and its delay in milliseconds.
-    pub(crate) fn next_frame(&mut self) -> Result<Option<(Raster, u32)>, Error> {
+    pub(crate) fn next_frame(&mut self) -> NextFrame {
         if self.remaining == 0 {
             return Ok(None);
         }
@@ -83,7 +86,7 @@ pub(crate) fn first_frame(
     };
     limits.check_animation(probe.frames, probe.width, probe.height)?;
     clock.check()?;
-    let mut frames = Frames::open(bytes, header, &probe)?;
+    let mut frames = Frames::open(bytes, header.format, &probe)?;
     let (raster, _) = frames
         .next_frame()?
         .ok_or_else(|| Error::corrupt(header.format.mime(), "no frames"))?;
@@ -95,7 +98,69 @@ pub(crate) fn first_frame(
 pub(crate) struct Animation<'a> {
     probe: Probe,
     orientation: u8,
+    /// The file and its format, for a decoder opened on another thread ([`Feed`]).
+    bytes: &'a [u8],
+    format: Format,
     frames: Frames<'a>,
+}
+
+/// Where [`run`] takes its frames from: the decoder on the job's own thread, or a decoder running
+/// one frame ahead on a thread of its own (when the job may use a second core: decoding and
+/// compositing a frame is a third to a half of an animated job, and it overlaps the steps of the
+/// frame before). The same frames in the same order either way.
+enum Feed<'a> {
+    Here(Frames<'a>),
+    Ahead(mpsc::Receiver<NextFrame>),
+}
+
+/// What [`Frames::next_frame`] answers: a frame and its delay, the end, or the error that ends it.
+type NextFrame = Result<Option<(Raster, u32)>, Error>;
+
+impl Feed<'_> {
+    fn next_frame(&mut self) -> Result<Option<(Raster, u32)>, Error> {
+        match self {
+            Feed::Here(frames) => frames.next_frame(),
+            // The sender goes away without an answer only when its thread panicked; the scope
+            // passes that panic on when it ends.
+            Feed::Ahead(frames) => frames
+                .recv()
+                .unwrap_or_else(|_| Err(Error::internal("the frame decoder stopped"))),
+        }
+    }
+}
+
+/// Decodes the frames on a thread of `scope`, sending each (or the error that ends them) as soon
+/// as the one before is taken: at most two decoded frames wait, which the memory estimate covers
+/// (it counts every input frame). Stops when the receiver is dropped. `None` when no thread could
+/// be started.
+fn decode_ahead<'scope, 'a: 'scope>(
+    scope: &'scope std::thread::Scope<'scope, '_>,
+    bytes: &'a [u8],
+    format: Format,
+    probe: &Probe,
+) -> Option<mpsc::Receiver<NextFrame>> {
+    let (sender, receiver) = mpsc::sync_channel(1);
+    let probe = *probe;
+    std::thread::Builder::new()
+        .name("imgbind-frames".into())
+        .spawn_scoped(scope, move || {
+            let mut frames = match Frames::open(bytes, format, &probe) {
+                Ok(frames) => frames,
+                Err(e) => {
+                    let _ = sender.send(Err(e));
+                    return;
+                }
+            };
+            loop {
+                let next = frames.next_frame();
+                let last = !matches!(next, Ok(Some(_)));
+                if sender.send(next).is_err() || last {
+                    return;
+                }
+            }
+        })
+        .ok()
+        .map(|_| receiver)
 }
 
 /// Opens image 0 as an animation when the output keeps animation and the input has several
@@ -117,10 +182,12 @@ pub(crate) fn open<'a>(
     if probe.frames < 2 {
         return Ok(None);
     }
-    let frames = Frames::open(bytes, header, &probe)?;
+    let frames = Frames::open(bytes, header.format, &probe)?;
     Ok(Some(Animation {
         probe,
         orientation: header.orientation,
+        bytes,
+        format: header.format,
         frames,
     }))
 }
@@ -159,51 +226,80 @@ pub(crate) fn run(
     let Animation {
         probe,
         orientation,
-        mut frames,
+        bytes,
+        format,
+        frames,
     } = animation;
-    let mut writer = Writer::new(output, probe.loops);
-    // Transform steps as resolved on the first frame, in canvas-step order.
-    let mut resolved: Vec<TransformStep> = Vec::new();
-    let mut size: Option<(u32, u32)> = None;
-    while let Some((img, delay)) = frames.next_frame()? {
-        clock.check()?;
-        let img = img.drop_opaque_alpha()?;
-        let img = geometry::apply_orientation(img, orientation, limits)?;
-        images[0] = Some(img);
-        let pass = Pass::Frame {
-            resolved: &mut resolved,
+    let mut writer = Writer::new(output, probe.loops, limits.threads);
+    let size = std::thread::scope(|scope| {
+        // With a second core, frames decode on their own thread and the steps get the rest.
+        let ahead = match limits.threads.get() {
+            1 => None,
+            _ => decode_ahead(scope, bytes, format, &probe),
         };
-        steps::apply(&mut images, steps, steps::touches_canvas, pass, limits)?;
-        let img = steps::take(&mut images, 0, steps.len())?;
-        match size {
-            None => {
-                // The result's frame-pixels are bounded like the input's.
-                let total = u64::from(probe.frames) * u64::from(img.width) * u64::from(img.height);
-                if total > limits.max_animation_pixels {
+        let (mut feed, step_limits) = match ahead {
+            Some(receiver) => (
+                Feed::Ahead(receiver),
+                Limits {
+                    threads: NonZeroUsize::new(limits.threads.get() - 1)
+                        .unwrap_or(NonZeroUsize::MIN),
+                    ..limits.clone()
+                },
+            ),
+            None => (Feed::Here(frames), limits.clone()),
+        };
+        // Transform steps as resolved on the first frame, in canvas-step order.
+        let mut resolved: Vec<TransformStep> = Vec::new();
+        let mut size: Option<(u32, u32)> = None;
+        while let Some((img, delay)) = feed.next_frame()? {
+            clock.check()?;
+            let img = img.drop_opaque_alpha()?;
+            let img = geometry::apply_orientation(img, orientation, &step_limits)?;
+            images[0] = Some(img);
+            let pass = Pass::Frame {
+                resolved: &mut resolved,
+            };
+            steps::apply(
+                &mut images,
+                steps,
+                steps::touches_canvas,
+                pass,
+                &step_limits,
+            )?;
+            let img = steps::take(&mut images, 0, steps.len())?;
+            match size {
+                None => {
+                    // The result's frame-pixels are bounded like the input's.
+                    let total =
+                        u64::from(probe.frames) * u64::from(img.width) * u64::from(img.height);
+                    if total > limits.max_animation_pixels {
+                        return Err(Error::new(
+                            ErrorCode::TooManyPixels,
+                            format!(
+                                "The result would be {} frames of {}x{} ({total} pixels in all); \
+                                     at most {} are allowed",
+                                probe.frames, img.width, img.height, limits.max_animation_pixels
+                            ),
+                        ));
+                    }
+                    size = Some((img.width, img.height));
+                }
+                Some(s) if s != (img.width, img.height) => {
                     return Err(Error::new(
-                        ErrorCode::TooManyPixels,
+                        ErrorCode::Internal,
                         format!(
-                            "The result would be {} frames of {}x{} ({total} pixels in all); \
-                             at most {} are allowed",
-                            probe.frames, img.width, img.height, limits.max_animation_pixels
+                            "animation frames came out in different sizes ({}x{} and {}x{})",
+                            s.0, s.1, img.width, img.height
                         ),
                     ));
                 }
-                size = Some((img.width, img.height));
+                Some(_) => {}
             }
-            Some(s) if s != (img.width, img.height) => {
-                return Err(Error::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "animation frames came out in different sizes ({}x{} and {}x{})",
-                        s.0, s.1, img.width, img.height
-                    ),
-                ));
-            }
-            Some(_) => {}
+            writer.push(img, delay)?;
         }
-        writer.push(img, delay)?;
-    }
+        Ok::<_, Error>(size)
+    })?;
+    // The encode has the job's whole allowance: every frame is decoded by now.
     let (width, height) = size.ok_or_else(|| Error::corrupt("animated", "no frames"))?;
     clock.check()?;
     let bytes = writer.finish(width, height)?;
@@ -223,16 +319,19 @@ struct Writer {
     quality: u8,
     background: Option<imgbind_wire::Rgba>,
     loops: Loops,
+    /// The job's allowance (GIF maps its frames to the palette on that many threads).
+    threads: NonZeroUsize,
     frames: Vec<(Raster, u32)>,
 }
 
 impl Writer {
-    fn new(output: &OutputOptions, loops: Loops) -> Writer {
+    fn new(output: &OutputOptions, loops: Loops, threads: NonZeroUsize) -> Writer {
         Writer {
             format: output.format,
             quality: output.quality_or_default().clamp(1, 100),
             background: output.background,
             loops,
+            threads,
             frames: Vec::new(),
         }
     }
@@ -248,7 +347,9 @@ impl Writer {
 
     fn finish(self, width: u32, height: u32) -> Result<Vec<u8>, Error> {
         match self.format {
-            OutputFormat::Gif => gif::encode_animation(&self.frames, width, height, self.loops),
+            OutputFormat::Gif => {
+                gif::encode_animation(&self.frames, width, height, self.loops, self.threads)
+            }
             _ => webp_anim::encode(&self.frames, width, height, self.quality, self.loops),
         }
     }

@@ -5,13 +5,15 @@
 //! each frame.
 
 use std::io::Cursor;
+use std::num::NonZeroUsize;
 
 use image::AnimationDecoder;
 use imgbind_wire::{Error, ErrorCode};
+use rayon::prelude::*;
 
 use crate::codecs::{Loops, Probe};
 use crate::raster::Raster;
-use crate::Limits;
+use crate::{threads, Limits};
 
 /// NeuQuant sampling factor for the GIF palette, 1 (best) to 30 (fastest): 10 is the usual
 /// compromise (image-rs's default too).
@@ -179,22 +181,41 @@ impl Palette {
         }
     }
 
-    /// Palette indices of a frame; pixels with alpha below 128 are [`GIF_TRANSPARENT`].
-    fn indices(&self, frame: &Raster) -> Vec<u8> {
+    /// Palette indices of a frame; pixels with alpha below 128 are [`GIF_TRANSPARENT`]. The search
+    /// (NeuQuant's nearest neuron, or the exact map's hash) is remembered per colour in a small
+    /// direct-mapped table: a frame repeats its colours, and the answer for a colour never changes.
+    fn indices(&self, frame: &Raster, memo: &mut [u32]) -> Vec<u8> {
         let c = frame.channels();
         frame
             .data
             .chunks_exact(c)
             .map(|p| {
                 if c == 4 && p[3] < 128 {
-                    GIF_TRANSPARENT
-                } else {
-                    self.index(p[0], p[1], p[2])
+                    return GIF_TRANSPARENT;
                 }
+                let rgb = u32::from(p[0]) << 16 | u32::from(p[1]) << 8 | u32::from(p[2]);
+                // Fibonacci hashing of the colour to a slot; an entry is `1 rgb index` (the top
+                // bit tells a filled slot from an empty one).
+                let slot = (rgb.wrapping_mul(0x9E37_79B1) >> (32 - MEMO_BITS)) as usize;
+                let entry = memo[slot];
+                if entry >> 31 == 1 && (entry >> 8) & 0xFF_FFFF == rgb {
+                    return entry as u8;
+                }
+                let index = self.index(p[0], p[1], p[2]);
+                memo[slot] = 1 << 31 | rgb << 8 | u32::from(index);
+                index
             })
             .collect()
     }
 }
+
+/// Bits of the colour memo's slot number ([`Palette::indices`]): 64 Ki slots, 256 KiB.
+const MEMO_BITS: u32 = 18;
+const MEMO_SLOTS: usize = 1 << MEMO_BITS;
+
+/// Frames whose indices are worked out at once: enough to keep a job's threads busy, few enough
+/// that the indices held beside the frames stay a few frames' worth.
+const FRAMES_AT_ONCE_PER_THREAD: usize = 2;
 
 /// Encodes frames as an animated GIF with the `gif` crate: one global palette for all frames.
 /// Opaque animations store only what changed (the bounding box of changed pixels, unchanged ones
@@ -205,6 +226,7 @@ pub(crate) fn encode_animation(
     width: u32,
     height: u32,
     loops: Loops,
+    threads: NonZeroUsize,
 ) -> Result<Vec<u8>, Error> {
     let fail = |e| Error::encode_failed("GIF", e);
     let (Ok(w), Ok(h)) = (u16::try_from(width), u16::try_from(height)) else {
@@ -228,51 +250,70 @@ pub(crate) fn encode_animation(
         .iter()
         .any(|(f, _)| f.has_alpha && f.data.chunks_exact(4).any(|p| p[3] < 128));
     let mut previous: Option<Vec<u8>> = None;
-    for (img, delay_ms) in frames {
-        let indices = palette.indices(img);
-        let delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
-        let mut frame = gif::Frame {
-            delay,
-            width: w,
-            height: h,
-            ..gif::Frame::default()
-        };
-        match (&previous, transparent) {
-            (_, true) => {
-                // Whole canvases, cleared after display so transparent pixels stay transparent.
-                frame.dispose = gif::DisposalMethod::Background;
-                frame.transparent = Some(GIF_TRANSPARENT);
-                frame.buffer = std::borrow::Cow::Owned(indices);
-            }
-            (None, false) => {
-                frame.buffer = std::borrow::Cow::Owned(indices.clone());
-                previous = Some(indices);
-            }
-            (Some(before), false) => {
-                let (x0, y0, x1, y1) =
-                    changed_box(before, &indices, width as usize).unwrap_or((0, 0, 1, 1));
-                let mut part = Vec::with_capacity((x1 - x0) * (y1 - y0));
-                for y in y0..y1 {
-                    let row = y * width as usize;
-                    for x in x0..x1 {
-                        let i = row + x;
-                        part.push(if indices[i] == before[i] {
-                            GIF_TRANSPARENT
-                        } else {
-                            indices[i]
-                        });
-                    }
+    // Each frame's indices depend only on the palette, so a batch of frames is mapped on the
+    // job's threads at once (`threads.rs`); the frames are then written in order, one thread.
+    let lanes = threads.get().min(frames.len()).max(1);
+    // One memo per lane, kept from batch to batch: the frames of an animation share colours.
+    let mut memos = vec![vec![0u32; MEMO_SLOTS]; lanes];
+    for frames in frames.chunks(lanes * FRAMES_AT_ONCE_PER_THREAD) {
+        let mapped: Vec<Vec<u8>> = threads::run(threads, || {
+            let groups: Vec<_> = frames.chunks(FRAMES_AT_ONCE_PER_THREAD).collect();
+            memos
+                .par_iter_mut()
+                .zip(groups)
+                .flat_map_iter(|(memo, group)| {
+                    group
+                        .iter()
+                        .map(|(img, _)| palette.indices(img, memo))
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        });
+        for ((_, delay_ms), indices) in frames.iter().zip(mapped) {
+            let delay = u16::try_from(delay_ms.saturating_add(5) / 10).unwrap_or(u16::MAX);
+            let mut frame = gif::Frame {
+                delay,
+                width: w,
+                height: h,
+                ..gif::Frame::default()
+            };
+            match (&previous, transparent) {
+                (_, true) => {
+                    // Whole canvases, cleared after display so transparent pixels stay transparent.
+                    frame.dispose = gif::DisposalMethod::Background;
+                    frame.transparent = Some(GIF_TRANSPARENT);
+                    frame.buffer = std::borrow::Cow::Owned(indices);
                 }
-                frame.left = x0 as u16;
-                frame.top = y0 as u16;
-                frame.width = (x1 - x0) as u16;
-                frame.height = (y1 - y0) as u16;
-                frame.transparent = Some(GIF_TRANSPARENT);
-                frame.buffer = std::borrow::Cow::Owned(part);
-                previous = Some(indices);
+                (None, false) => {
+                    frame.buffer = std::borrow::Cow::Owned(indices.clone());
+                    previous = Some(indices);
+                }
+                (Some(before), false) => {
+                    let (x0, y0, x1, y1) =
+                        changed_box(before, &indices, width as usize).unwrap_or((0, 0, 1, 1));
+                    let mut part = Vec::with_capacity((x1 - x0) * (y1 - y0));
+                    for y in y0..y1 {
+                        let row = y * width as usize;
+                        for x in x0..x1 {
+                            let i = row + x;
+                            part.push(if indices[i] == before[i] {
+                                GIF_TRANSPARENT
+                            } else {
+                                indices[i]
+                            });
+                        }
+                    }
+                    frame.left = x0 as u16;
+                    frame.top = y0 as u16;
+                    frame.width = (x1 - x0) as u16;
+                    frame.height = (y1 - y0) as u16;
+                    frame.transparent = Some(GIF_TRANSPARENT);
+                    frame.buffer = std::borrow::Cow::Owned(part);
+                    previous = Some(indices);
+                }
             }
+            encoder.write_frame(&frame).map_err(fail)?;
         }
-        encoder.write_frame(&frame).map_err(fail)?;
     }
     encoder.into_inner().map_err(fail)
 }
