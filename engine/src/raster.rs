@@ -221,14 +221,42 @@ impl Raster {
 
     /// RGBA whose alpha is 255 everywhere becomes RGB: cheaper to resize, and encoders need not
     /// flatten.
+    ///
+    /// Both passes are written for the compiler to vectorise (they were an eighth of a 15 MP PNG
+    /// re-encode): the alpha test folds blocks of pixels without an early exit inside a block, and
+    /// the RGB rows are packed in place, block by block through a small buffer, so no second image
+    /// is allocated (the buffer is then shrunk, which returns its tail without copying).
     pub(crate) fn drop_opaque_alpha(self) -> Result<Raster, Error> {
-        if !self.has_alpha || self.data.chunks_exact(4).any(|p| p[3] != 255) {
+        /// Pixels per block of either pass.
+        const BLOCK: usize = 1024;
+        if !self.has_alpha
+            || !self.data.chunks(BLOCK * 4).all(|b| {
+                b.chunks_exact(4).fold(u32::MAX, |a, p| {
+                    a & u32::from_le_bytes([p[0], p[1], p[2], p[3]])
+                }) >> 24
+                    == 255
+            })
+        {
             return Ok(self);
         }
-        let mut data = try_alloc(buffer_len(self.width, self.height, 3)?)?;
-        for (d, s) in data.chunks_exact_mut(3).zip(self.data.chunks_exact(4)) {
-            d.copy_from_slice(&s[..3]);
+        let mut data = self.data;
+        let pixels = data.len() / 4;
+        let mut block = [0u8; BLOCK * 4];
+        for start in (0..pixels).step_by(BLOCK) {
+            let n = BLOCK.min(pixels - start);
+            // The block's RGB lands at or before where its RGBA was read, so reading it out
+            // first makes the in-place write safe.
+            block[..n * 4].copy_from_slice(&data[start * 4..(start + n) * 4]);
+            let out = &mut data[start * 3..(start + n) * 3];
+            // Four bytes a pixel, each overwriting the last one's spare byte, then the last
+            // pixel's three.
+            for (i, s) in block[..(n - 1) * 4].chunks_exact(4).enumerate() {
+                out[i * 3..i * 3 + 4].copy_from_slice(s);
+            }
+            out[(n - 1) * 3..].copy_from_slice(&block[(n - 1) * 4..(n - 1) * 4 + 3]);
         }
+        data.truncate(pixels * 3);
+        data.shrink_to_fit();
         Ok(Raster {
             data,
             has_alpha: false,
@@ -301,6 +329,31 @@ pub(crate) fn div255(v: u32) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opaque_alpha_is_dropped_in_place_and_any_translucent_pixel_keeps_it() {
+        // Sizes around the 1024-pixel block, with a pattern in every sample.
+        for (width, height) in [(1, 1), (3, 1), (1023, 1), (1024, 1), (1025, 1), (77, 61)] {
+            let n = (width * height) as usize;
+            let rgba: Vec<u8> = (0..n)
+                .flat_map(|i| [(i * 7) as u8, (i * 13) as u8, (i * 29) as u8, 255])
+                .collect();
+            let want: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            let img = Raster::from_vec(width, height, true, rgba.clone()).unwrap();
+            let rgb = img.drop_opaque_alpha().unwrap();
+            assert!(!rgb.has_alpha);
+            assert_eq!(rgb.data, want, "{width}x{height}");
+            // One pixel below 255 anywhere (first, last) keeps the image as it was.
+            for at in [0, n - 1] {
+                let mut translucent = rgba.clone();
+                translucent[at * 4 + 3] = 254;
+                let img = Raster::from_vec(width, height, true, translucent.clone()).unwrap();
+                let kept = img.drop_opaque_alpha().unwrap();
+                assert!(kept.has_alpha);
+                assert_eq!(kept.data, translucent);
+            }
+        }
+    }
 
     #[test]
     fn div255_is_exact_rounding() {
