@@ -338,7 +338,10 @@ mod tests {
             let rgba: Vec<u8> = (0..n)
                 .flat_map(|i| [(i * 7) as u8, (i * 13) as u8, (i * 29) as u8, 255])
                 .collect();
-            let want: Vec<u8> = rgba.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+            let want: Vec<u8> = rgba
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
             let img = Raster::from_vec(width, height, true, rgba.clone()).unwrap();
             let rgb = img.drop_opaque_alpha().unwrap();
             assert!(!rgb.has_alpha);
