@@ -2,8 +2,9 @@
 // alternates, round by round, between
 //   engine  - imgbind_engine::run in-process (engine/examples/bench_jobs.rs, JSON lines over stdio),
 //   backend - target/release/imgbind serve --unix, sent the exact multipart workerd's client sends,
-//   backend, idle cores lent - a second backend with --job-threads 0 (a lone job takes every idle
-//             core): the A/B of what lending idle cores gains (issue #15 item 4),
+//             with its defaults (since session 11 a lone job takes every idle core),
+//   backend, one thread per job - a second backend with --job-threads 1 (no core lent): the A/B of
+//             what lending idle cores gains (issue #15 item 4),
 //   worker  - the example Worker (wrangler's bundle) in Miniflare's workerd, bound to that backend,
 //             requests sent straight to a workerd socket the Worker serves (no dev proxy between),
 //   worker (miniflare dev stack) - the same Worker through Miniflare's URL, i.e. its entry worker
@@ -42,8 +43,8 @@ const ENGINE_BIN = join(REPO_ROOT, "target/release/examples/bench_jobs");
 const OUT_DIR = join(REPO_ROOT, "target/bench");
 /** The Worker reached through Miniflare's entry worker (a dev-only hop production does not have). */
 const MINIFLARE_PATH = "worker (miniflare dev stack)";
-/** The same backend with `--job-threads 0` (idle cores lent to a lone job): the A/B for issue #15 item 4. */
-const LENT_PATH = "backend, idle cores lent";
+/** The same backend with `--job-threads 1` (no idle core lent): the A/B for issue #15 item 4. */
+const SERIAL_PATH = "backend, one thread per job";
 
 // sharp's own thread pool stays at its default (one libvips thread per core); its operation cache
 // is off so repeated runs on the same buffer redo the work, as separate requests would.
@@ -731,13 +732,13 @@ async function main() {
   const info = machine();
   console.error(`machine: ${JSON.stringify(info)}`);
   const backend = await startBackend();
-  const lentBackend = await startBackend({ env: { IMGBIND_JOB_THREADS: "0" } });
+  const serialBackend = await startBackend({ env: { IMGBIND_JOB_THREADS: "1" } });
   const worker = WITH_WORKER ? await startWorker(backend.socket) : null;
   const engine = new EnginePath();
   const paths = {
     engine,
     backend: new BackendPath(backend),
-    [LENT_PATH]: new BackendPath(lentBackend),
+    [SERIAL_PATH]: new BackendPath(serialBackend),
     ...(worker && { worker: new WorkerPath(worker.direct), [MINIFLARE_PATH]: new WorkerPath(worker.origin) }),
     sharp: new SharpPath(),
   };
@@ -753,7 +754,7 @@ async function main() {
       for (const name of jobNames) r.paths[name] = { ms: [] };
       await engine.resetPeak();
       paths.backend.resetPeak();
-      paths[LENT_PATH].resetPeak();
+      paths[SERIAL_PATH].resetPeak();
       paths.sharp.resetPeak();
       // Latency: one request in flight on the whole machine. Warm-up (one of each, untimed), then
       // ROUNDS rounds of one run per path, one after another, rotating which path goes first.
@@ -789,7 +790,7 @@ async function main() {
       }
       r.paths.engine.peakKib = engine.peakKib;
       r.paths.backend.peakKib = paths.backend.peakKib();
-      r.paths[LENT_PATH].peakKib = paths[LENT_PATH].peakKib();
+      r.paths[SERIAL_PATH].peakKib = paths[SERIAL_PATH].peakKib();
       r.paths.sharp.peakKib = paths.sharp.peakKib();
       // Similarity: each output against the losslessly processed reference, and imgbind vs sharp.
       const reference = await (await job.reference(sharp(sourceBytes(job.sources[0]), job.sharpOptions), job.meta))
@@ -832,7 +833,7 @@ async function main() {
     engine.stop();
     await worker?.stop();
     await backend.stop();
-    await lentBackend.stop();
+    await serialBackend.stop();
   }
   const elapsed = (performance.now() - started) / 1000;
   const goals = goalRows(results);
@@ -918,17 +919,17 @@ function table(info, results, names, elapsed) {
     }
   }
   // Item 4's A/B: the backend lending idle cores to a lone job, and the same binary with none lent.
-  if (names.includes(LENT_PATH)) {
+  if (names.includes(SERIAL_PATH)) {
     lines.push(
       "",
-      `Idle cores (issue #15 item 4): \`${LENT_PATH}\` (\`--job-threads 0\`) lends a job the cores no other job holds; \`backend\` is the same binary with its default of one thread per job, measured in the same rounds.`,
+      `Idle cores (issue #15 item 4): \`backend\` (its default, \`--job-threads 0\`) lends a job the cores no other job holds; \`${SERIAL_PATH}\` is the same binary with \`--job-threads 1\`, measured in the same rounds.`,
       "",
       `| job | p50 ms @1 lent | p50 ms @1 one thread | lent/one p50 | images/s @${CORES} lent | images/s @${CORES} one thread | lent/one throughput |`,
       "|---|---:|---:|---:|---:|---:|---:|",
     );
     for (const r of results) {
-      const a = r.paths[LENT_PATH];
-      const b = r.paths.backend;
+      const a = r.paths.backend;
+      const b = r.paths[SERIAL_PATH];
       if (!a || !b || a.error || b.error) continue;
       lines.push(`| ${r.job} | ${f(a.p50Ms)} | ${f(b.p50Ms)} | ${f(a.p50Ms / b.p50Ms, 2)}× | ${f(a.imagesPerSecond)} | ${f(b.imagesPerSecond)} | ${f(a.imagesPerSecond / b.imagesPerSecond, 2)}× |`);
     }
@@ -1015,10 +1016,11 @@ function goalRows(results) {
       note: flags.length ? `not counted: ⚑ on ${flags.join(", ")}` : worst <= CHAIN_GOAL ? "" : `worst ${fmt(worst, 2)}×, ${fmt((worst / CHAIN_GOAL - 1) * 100, 0)} % over the goal`,
     });
   }
-  // Item 4: idle cores lent to a lone job (--job-threads 0) against none lent (the default
-  // backend), the same binary in the same run: p50 at one in flight, and throughput at full load.
+  // Item 4: idle cores lent to a lone job (the backend's default, --job-threads 0) against none
+  // lent (--job-threads 1), the same binary in the same run: p50 at one in flight, and throughput
+  // at full load.
   const ab = results
-    .map((r) => ({ job: r.job, lent: r.paths[LENT_PATH], serial: r.paths.backend }))
+    .map((r) => ({ job: r.job, lent: r.paths.backend, serial: r.paths[SERIAL_PATH] }))
     .filter(({ lent, serial }) => lent?.p50Ms && serial?.p50Ms && !lent.error && !serial.error);
   if (ab.length) {
     const p50 = ab.map(({ lent, serial }) => lent.p50Ms / serial.p50Ms);
@@ -1028,7 +1030,7 @@ function goalRows(results) {
     const lowest = Math.min(...load);
     const lowestJob = ab[load.indexOf(lowest)].job;
     goals.push({
-      goal: `Idle cores lent while the machine is not saturated (--job-threads 0): p50 @1 lower than one thread per job (the default), throughput @${CORES} not lower (each job within ${IDLE_LOAD_TOLERANCE * 100} %)`,
+      goal: `Idle cores lent while the machine is not saturated (the default, --job-threads 0): p50 @1 lower than one thread per job (--job-threads 1), throughput @${CORES} not lower (each job within ${IDLE_LOAD_TOLERANCE * 100} %)`,
       figure: `p50 @1 ${fmt(geo(p50), 3)}× (geometric mean over ${ab.length} jobs; best ${best.row.job} ${fmt(p50[best.i], 2)}×); throughput @${CORES} ${fmt(geo(load), 3)}× (lowest ${lowestJob} ${fmt(lowest, 2)}×)`,
       met: geo(p50) < 1 && lowest >= 1 - IDLE_LOAD_TOLERANCE,
       note: "",

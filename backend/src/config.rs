@@ -123,15 +123,17 @@ pub struct ServeArgs {
     #[arg(long, env = "IMGBIND_JOBS", value_name = "N", default_value_t = 0)]
     pub jobs: usize,
 
-    /// Most threads one image job may take from idle cores (resize stripes, WebP and AVIF decode
-    /// threads). 1 (the default) runs each job on one thread: lending measured no latency gain
-    /// on the bench's jobs (docs/BENCHMARKS.md, session 9). 0 means every core. At full load
-    /// every job has one either way.
+    /// Most threads one image job may take from idle cores: a layer decoded beside the canvas, an
+    /// animation's frames decoded a frame ahead, resize stripes, WebP and AVIF decode threads.
+    /// 0 (the default) means every core; 1 runs each job on one thread. At full load every job
+    /// has one either way, so only latency on a machine with idle cores changes
+    /// (docs/BENCHMARKS.md, session 11: 0.94× p50 over the bench's jobs, 0.61× with a large
+    /// layer).
     #[arg(
         long,
         env = "IMGBIND_JOB_THREADS",
         value_name = "N",
-        default_value_t = 1
+        default_value_t = 0
     )]
     pub job_threads: usize,
 
@@ -278,7 +280,7 @@ pub struct Config {
     pub limits: Limits,
     /// Image jobs run at once.
     pub jobs: usize,
-    /// Most threads one job may take from idle cores (at least 1; 1 by default: none lent).
+    /// Most threads one job may take from idle cores (at least 1; every core by default).
     pub job_threads: usize,
     /// Image jobs that may wait for a slot.
     pub queue: usize,
@@ -325,7 +327,7 @@ impl Default for Config {
             listen: None,
             limits: Limits::default(),
             jobs: cores(),
-            job_threads: 1,
+            job_threads: cores(),
             // Bounded by time (queue_timeout) more than by count: a burst served within it waits.
             queue: 256,
             queue_timeout: Duration::from_millis(3250),
@@ -741,7 +743,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         let config = config.into_config();
         assert_eq!(config.job_threads, 1);
-        assert_eq!(serve(&[]).into_config().job_threads, 1);
+        assert_eq!(serve(&[]).into_config().job_threads, cores());
         assert_eq!(
             serve(&["--job-threads", "0"]).into_config().job_threads,
             cores()
