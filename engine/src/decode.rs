@@ -45,9 +45,26 @@ pub(crate) enum Work<'a> {
 /// is at most one image of its size, so two decodes at once stay within it and three might not.
 const CONCURRENT_DECODES: usize = 2;
 
+/// Pixels a source must make its decoder read for a lane of its own to pay: a thread is not
+/// started to decode a small logo beside a photo.
+const CONCURRENT_DECODE_PIXELS: u64 = 1_000_000;
+
+impl Work<'_> {
+    /// Roughly the pixels the decoder reads: the whole image, or for a window decode every row
+    /// down to the window's last (those above it are read too).
+    fn pixels_read(&self) -> u64 {
+        let Work::Image { header, window, .. } = self else {
+            return 0;
+        };
+        let (width, height) = header.display_size();
+        let rows = decoder_window(header, *window).map_or(height, |w| w.y.saturating_add(w.height));
+        u64::from(width) * u64::from(rows.min(height))
+    }
+}
+
 /// Does `work` in its order and returns one image per entry (`None` for [`Work::Later`]). When the
-/// job may use a second core (`limits.threads` ≥ 2) and has two sources to decode, two decode at
-/// once, each on half the job's allowance: a layer decodes while the canvas does, so a job alone
+/// job may use a second core (`limits.threads` ≥ 2) and has two large sources to decode
+/// ([`CONCURRENT_DECODE_PIXELS`]), two decode at once, each on half the job's allowance: a layer decodes while the canvas does, so a job alone
 /// on the machine finishes sooner, and at full load (one thread per job) nothing changes. The
 /// pixels are the same either way; so is the error, the first in the sources' order (a source is
 /// started only in order and none after a failure, so every source before a failed one ran).
@@ -56,8 +73,11 @@ pub(crate) fn sources(
     limits: &Limits,
     clock: &Clock,
 ) -> Result<Vec<Option<Raster>>, Error> {
-    let decodes = work.iter().filter(|w| !matches!(w, Work::Later)).count();
-    let lanes = limits.threads.get().min(CONCURRENT_DECODES).min(decodes);
+    let large = work
+        .iter()
+        .filter(|w| w.pixels_read() >= CONCURRENT_DECODE_PIXELS)
+        .count();
+    let lanes = limits.threads.get().min(CONCURRENT_DECODES).min(large);
     if lanes < 2 {
         return work.iter().map(|w| one(w, limits, clock)).collect();
     }
