@@ -127,8 +127,8 @@ pub struct ServeArgs {
     /// animation's frames decoded a frame ahead, resize stripes, WebP and AVIF decode threads.
     /// 0 (the default) means every core; 1 runs each job on one thread. At full load every job
     /// has one either way, so only latency on a machine with idle cores changes
-    /// (docs/BENCHMARKS.md, session 11: 0.94× p50 over the bench's jobs, 0.61× with a large
-    /// layer).
+    /// (docs/BENCHMARKS.md, session 11: 0.94–0.96× p50 over the bench's jobs, 0.61–0.71× with a
+    /// large layer).
     #[arg(
         long,
         env = "IMGBIND_JOB_THREADS",
