@@ -47,8 +47,8 @@ enum FrameSource<'a> {
 
 impl<'a> Frames<'a> {
     /// Opens the frames of a file whose [`Probe`] passed the limits.
-    pub(crate) fn open(bytes: &'a [u8], format: Format, probe: &Probe) -> Result<Self, Error> {
-        let source = match format {
+    pub(crate) fn open(bytes: &'a [u8], header: &Header, probe: &Probe) -> Result<Self, Error> {
+        let source = match header.format {
             Format::Gif => FrameSource::Gif(GifFrames::open(bytes)?),
             Format::Webp => FrameSource::Webp(WebpFrames::open(bytes)?),
             _ => return Err(Error::internal("not an animation format")),
@@ -86,7 +86,7 @@ pub(crate) fn first_frame(
     };
     limits.check_animation(probe.frames, probe.width, probe.height)?;
     clock.check()?;
-    let mut frames = Frames::open(bytes, header.format, &probe)?;
+    let mut frames = Frames::open(bytes, header, &probe)?;
     let (raster, _) = frames
         .next_frame()?
         .ok_or_else(|| Error::corrupt(header.format.mime(), "no frames"))?;
@@ -98,9 +98,6 @@ pub(crate) fn first_frame(
 pub(crate) struct Animation<'a> {
     probe: Probe,
     orientation: u8,
-    /// The file and its format, for a decoder opened on another thread ([`Feed`]).
-    bytes: &'a [u8],
-    format: Format,
     frames: Frames<'a>,
 }
 
@@ -117,7 +114,7 @@ enum Feed<'a> {
 type NextFrame = Result<Option<(Raster, u32)>, Error>;
 
 impl Feed<'_> {
-    fn next_frame(&mut self) -> Result<Option<(Raster, u32)>, Error> {
+    fn next_frame(&mut self) -> NextFrame {
         match self {
             Feed::Here(frames) => frames.next_frame(),
             // The sender goes away without an answer only when its thread panicked; the scope
@@ -129,27 +126,22 @@ impl Feed<'_> {
     }
 }
 
-/// Decodes the frames on a thread of `scope`, sending each (or the error that ends them) as soon
-/// as the one before is taken: at most two decoded frames wait, which the memory estimate covers
-/// (it counts every input frame). Stops when the receiver is dropped. `None` when no thread could
-/// be started.
+/// Moves `frames` to a thread of `scope` that decodes them, sending each (or the error that ends
+/// them) as soon as the one before is taken: at most two decoded frames wait, which the memory
+/// estimate covers (it counts every input frame). Stops when the receiver is dropped. Gives the
+/// frames back when no thread could be started.
 fn decode_ahead<'scope, 'a: 'scope>(
     scope: &'scope std::thread::Scope<'scope, '_>,
-    bytes: &'a [u8],
-    format: Format,
-    probe: &Probe,
-) -> Option<mpsc::Receiver<NextFrame>> {
+    frames: Frames<'a>,
+) -> Result<mpsc::Receiver<NextFrame>, Frames<'a>> {
     let (sender, receiver) = mpsc::sync_channel(1);
-    let probe = *probe;
-    std::thread::Builder::new()
+    // The decoder goes to the thread only once it has started; until then it stays here.
+    let (start, started) = mpsc::sync_channel::<Frames<'a>>(1);
+    let spawned = std::thread::Builder::new()
         .name("imgbind-frames".into())
         .spawn_scoped(scope, move || {
-            let mut frames = match Frames::open(bytes, format, &probe) {
-                Ok(frames) => frames,
-                Err(e) => {
-                    let _ = sender.send(Err(e));
-                    return;
-                }
+            let Ok(mut frames) = started.recv() else {
+                return;
             };
             loop {
                 let next = frames.next_frame();
@@ -158,9 +150,15 @@ fn decode_ahead<'scope, 'a: 'scope>(
                     return;
                 }
             }
-        })
-        .ok()
-        .map(|_| receiver)
+        });
+    match spawned {
+        Ok(_) => {
+            // The thread holds `started` until it has the frames, so this send cannot fail.
+            let _ = start.send(frames);
+            Ok(receiver)
+        }
+        Err(_) => Err(frames),
+    }
 }
 
 /// Opens image 0 as an animation when the output keeps animation and the input has several
@@ -182,12 +180,10 @@ pub(crate) fn open<'a>(
     if probe.frames < 2 {
         return Ok(None);
     }
-    let frames = Frames::open(bytes, header.format, &probe)?;
+    let frames = Frames::open(bytes, header, &probe)?;
     Ok(Some(Animation {
         probe,
         orientation: header.orientation,
-        bytes,
-        format: header.format,
         frames,
     }))
 }
@@ -226,19 +222,17 @@ pub(crate) fn run(
     let Animation {
         probe,
         orientation,
-        bytes,
-        format,
         frames,
     } = animation;
     let mut writer = Writer::new(output, probe.loops, limits.threads);
     let size = std::thread::scope(|scope| {
         // With a second core, frames decode on their own thread and the steps get the rest.
         let ahead = match limits.threads.get() {
-            1 => None,
-            _ => decode_ahead(scope, bytes, format, &probe),
+            1 => Err(frames),
+            _ => decode_ahead(scope, frames),
         };
         let (mut feed, step_limits) = match ahead {
-            Some(receiver) => (
+            Ok(receiver) => (
                 Feed::Ahead(receiver),
                 Limits {
                     threads: NonZeroUsize::new(limits.threads.get() - 1)
@@ -246,7 +240,7 @@ pub(crate) fn run(
                     ..limits.clone()
                 },
             ),
-            None => (Feed::Here(frames), limits.clone()),
+            Err(frames) => (Feed::Here(frames), limits.clone()),
         };
         // Transform steps as resolved on the first frame, in canvas-step order.
         let mut resolved: Vec<TransformStep> = Vec::new();

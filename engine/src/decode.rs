@@ -64,10 +64,11 @@ impl Work<'_> {
 
 /// Does `work` in its order and returns one image per entry (`None` for [`Work::Later`]). When the
 /// job may use a second core (`limits.threads` ≥ 2) and has two large sources to decode
-/// ([`CONCURRENT_DECODE_PIXELS`]), two decode at once, each on half the job's allowance: a layer decodes while the canvas does, so a job alone
-/// on the machine finishes sooner, and at full load (one thread per job) nothing changes. The
-/// pixels are the same either way; so is the error, the first in the sources' order (a source is
-/// started only in order and none after a failure, so every source before a failed one ran).
+/// ([`CONCURRENT_DECODE_PIXELS`]), two decode at once, each on half the job's allowance: a layer
+/// decodes while the canvas does, so a job alone on the machine finishes sooner, and at full load
+/// (one thread per job) nothing changes. The pixels are the same either way; so is the error, the
+/// first in the sources' order (a source is started only in order and none after a failure, so
+/// every source before a failed one ran).
 pub(crate) fn sources(
     work: &[Work<'_>],
     limits: &Limits,
@@ -113,7 +114,7 @@ pub(crate) fn sources(
         match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some(result) => images.push(result?),
             // Sources start in order and stop only after a failure, whose error comes first.
-            None => return Err(Error::new(ErrorCode::Internal, "a source was skipped")),
+            None => return Err(Error::internal("a source was skipped")),
         }
     }
     Ok(images)

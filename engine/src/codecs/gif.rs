@@ -271,7 +271,7 @@ impl Palette {
     }
 }
 
-/// Bits of the colour memo's slot number ([`Palette::indices`]): 64 Ki slots, 256 KiB.
+/// Bits of the colour memo's slot number ([`Palette::indices`]): 256 Ki slots, 1 MiB per lane.
 const MEMO_BITS: u32 = 18;
 const MEMO_SLOTS: usize = 1 << MEMO_BITS;
 
