@@ -302,7 +302,7 @@ const JOBS = [
   },
   {
     name: "anim-gif",
-    what: "animated GIF (660×666, 45 frames) to 320 px wide animated GIF (no quality: GIF has none); sharp: gif() defaults; SSIM is the mean over every frame",
+    what: "animated GIF (660×666, 45 frames) to 320 px wide animated GIF (no quality: GIF has none); sharp: gif({dither: 0}), as imgbind's GIF encoder maps colours undithered (sharp's default dither 1.0 scored 0.010 SSIM lower in 1.27× imgbind's bytes); SSIM is the mean over every frame",
     sources: [ANIMATION],
     sharpOptions: { animated: true },
     animated: true,
@@ -310,7 +310,7 @@ const JOBS = [
     format: "image/gif",
     quality: null,
     worker: "/transform?width=320&format=image/gif",
-    sharp: (s) => s.resize({ width: 320 }).gif(),
+    sharp: (s) => s.resize({ width: 320 }).gif({ dither: 0 }),
     reference: (s) => s.resize(exact({ width: 320 })),
   },
   {
