@@ -18,6 +18,7 @@ import { post } from "./support/http.js";
 import { imageHeader, isComplete } from "./support/images.js";
 import { REPO_ROOT, corpusFile, wranglerCompatibilityDate } from "./support/paths.js";
 import { Child, freePort, startBackend, waitFor } from "./support/processes.js";
+import { userEnv } from "./support/user-env.js";
 
 const run = promisify(execFile);
 const TEST_TIMEOUT_MS = 180_000;
@@ -32,13 +33,7 @@ const MAX_GLIBC = [2, 35];
 const USER_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"]
   .filter((dir) => !existsSync(join(dir, "cargo")) && !existsSync(join(dir, "rustc")))
   .join(":");
-const USER_ENV = {
-  HOME: process.env.HOME,
-  PATH: USER_PATH,
-  WRANGLER_SEND_METRICS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  CI: "true",
-};
+const USER_ENV = userEnv(USER_PATH);
 
 const NATIVE_WORKER = readFileSync(join(REPO_ROOT, "tests/fixtures/native-images-worker/src/index.js"), "utf8");
 

@@ -13,19 +13,14 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
 import { REPO_ROOT } from "./support/paths.js";
+import { userEnv } from "./support/user-env.js";
 
 const run = promisify(execFile);
 const TEST_TIMEOUT_MS = 240_000;
 const manifest = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
 const VERSION = manifest.version;
-const USER_ENV = {
-  HOME: process.env.HOME,
-  // Node 22 and the system's tools; no Rust toolchain.
-  PATH: [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":"),
-  WRANGLER_SEND_METRICS: "false",
-  CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  CI: "true",
-};
+// Node 22 and the system's tools; no Rust toolchain.
+const USER_ENV = userEnv([dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":"));
 
 describe("a Worker project's vitest run with env.IMAGES served by imgbind", () => {
   let dir;
