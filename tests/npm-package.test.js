@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, describe, test } from "node:test";
 import { Miniflare } from "miniflare";
@@ -29,11 +29,7 @@ const PLATFORM_PACKAGE = "@imgbind/linux-x64-gnu";
 /** The newest glibc symbol version the prebuilt binary may need (docs/NPM.md says why). */
 const MAX_GLIBC = [2, 35];
 
-/** A user's PATH: Node 22 (wrangler needs it) and the system's tools, but no cargo or rustc. */
-const USER_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"]
-  .filter((dir) => !existsSync(join(dir, "cargo")) && !existsSync(join(dir, "rustc")))
-  .join(":");
-const USER_ENV = userEnv(USER_PATH);
+const USER_ENV = userEnv();
 
 const NATIVE_WORKER = readFileSync(join(REPO_ROOT, "tests/fixtures/native-images-worker/src/index.js"), "utf8");
 

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { execFile, spawnSync } from "node:child_process";
 import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, describe, test } from "node:test";
 import { REPO_ROOT } from "./support/paths.js";
@@ -19,8 +19,7 @@ const run = promisify(execFile);
 const TEST_TIMEOUT_MS = 240_000;
 const manifest = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8"));
 const VERSION = manifest.version;
-// Node 22 and the system's tools; no Rust toolchain.
-const USER_ENV = userEnv([dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"].join(":"));
+const USER_ENV = userEnv();
 
 describe("a Worker project's vitest run with env.IMAGES served by imgbind", () => {
   let dir;

@@ -1,3 +1,6 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+
 // The environment of a user's shell for the tests that install and run the packages as a user
 // would (tests/npm-package.test.js, tests/vitest.test.js): their HOME, a PATH without a Rust
 // toolchain, wrangler's telemetry off, and whatever the machine needs to reach the npm registry.
@@ -19,9 +22,14 @@ const NETWORK = [
   "no_proxy",
 ];
 
-/** `{HOME, PATH: path, …network settings, WRANGLER_SEND_METRICS, CLOUDFLARE_CF_FETCH_ENABLED, CI}`. */
-export function userEnv(path) {
-  const env = { HOME: process.env.HOME, PATH: path };
+/** A user's PATH: Node 22 (wrangler needs it) and the system's tools, but no cargo or rustc. */
+export const USER_PATH = [dirname(process.execPath), "/usr/local/bin", "/usr/bin", "/bin"]
+  .filter((dir) => !existsSync(join(dir, "cargo")) && !existsSync(join(dir, "rustc")))
+  .join(":");
+
+/** `{HOME, PATH: USER_PATH, …network settings, WRANGLER_SEND_METRICS, CLOUDFLARE_CF_FETCH_ENABLED, CI}`. */
+export function userEnv() {
+  const env = { HOME: process.env.HOME, PATH: USER_PATH };
   for (const name of NETWORK) {
     if (process.env[name] !== undefined) env[name] = process.env[name];
   }
